@@ -1,0 +1,126 @@
+"""The ``sslkit`` command: LightningCLI with sslkit's defaults. The only place that parses configs.
+
+``sslkit fit`` with no arguments pretrains SimCLR with a small CNN on the
+bundled digits data, with the online evaluator, and writes a run folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+from sslkit.callbacks import RunArtifacts, SSLOnlineEvaluator
+from sslkit.data import SSLDataModule
+from sslkit.errors import UserInputError
+from sslkit.methods import SSLMethod
+
+MONITOR = "online_val_acc"
+
+#: `sslkit fit` with no arguments: sized to finish in a few minutes on 2 CPU cores.
+QUICKSTART_MODEL: dict[str, Any] = {
+    "class_path": "sslkit.methods.SimCLR",
+    "init_args": {
+        "backbone": "small_cnn",
+        "proj_hidden_dim": 512,
+        "proj_dim": 128,
+        "temperature": 0.2,
+        "optimizer": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "warmup_epochs": 2,
+    },
+}
+QUICKSTART_TRAINER: dict[str, Any] = {
+    "max_epochs": 30,
+    "log_every_n_steps": 5,
+    "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "sslkit"}},
+}
+
+
+class SSLKitCLI(LightningCLI):
+    """LightningCLI with the online evaluator, checkpointing and run artifacts always attached."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(SSLOnlineEvaluator, "evaluator")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunArtifacts, "artifacts")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": MONITOR,
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:03d}-{online_val_acc:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+                "model": QUICKSTART_MODEL,
+                "data": {"class_path": "sslkit.data.DigitsDataModule"},
+            }
+        )
+        parser.add_argument(
+            "--early_stopping_patience",
+            type=Optional[int],
+            default=None,
+            help=f"Stop when {MONITOR} has not improved for this many validation runs (off when unset).",
+        )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        trainer = super().instantiate_trainer(**kwargs)
+        patience = self._get(self.config, "early_stopping_patience")
+        if patience is not None:
+            # Before the checkpoint callbacks, as Lightning orders them itself.
+            trainer.callbacks.insert(0, EarlyStopping(monitor=MONITOR, mode="max", patience=patience))
+        return trainer
+
+    def before_fit(self) -> None:
+        trainer, dm = self.trainer, self.datamodule
+        world = trainer.world_size
+        batch = getattr(dm, "batch_size", None)
+        if batch is not None:
+            rank_zero_info(
+                f"sslkit: {type(self.model).__name__} on {type(dm).__name__}, world size {world}, "
+                f"per-device batch {batch}, global batch {batch * world * trainer.accumulate_grad_batches}."
+            )
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        ckpt = trainer.checkpoint_callback
+        lines = []
+        if ckpt is not None and ckpt.best_model_score is not None:
+            lines.append(f"best {ckpt.monitor}: {float(ckpt.best_model_score):.4f}")
+        if trainer.log_dir is not None:
+            lines.append(f"Run folder: {trainer.log_dir}")
+        for line in lines:
+            rank_zero_info(line)
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    """Entry point of the ``sslkit`` console script.
+
+    Errors in the user's input (:class:`~sslkit.errors.UserInputError`) are
+    printed as one line, exit status 2.
+    """
+    try:
+        _run_cli(args)
+    except UserInputError as err:
+        print(f"sslkit: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run_cli(args: Optional[list[str]]) -> None:
+    SSLKitCLI(
+        SSLMethod,
+        SSLDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        trainer_defaults=QUICKSTART_TRAINER,
+        args=args,
+        auto_configure_optimizers=False,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,125 @@
+"""``SSLDataModule``: loaders of augmented views for training and clean images for evaluation."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from sslkit.data.datasets import TransformedDataset
+from sslkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RECIPES, eval_transform, make_views
+from sslkit.errors import InvalidInputError
+
+
+class SSLDataModule(LightningDataModule):
+    """Base class of sslkit's datamodules.
+
+    A subclass implements :meth:`load_splits`, returning raw ``(image, label)``
+    datasets. This class adds the transforms and the loaders:
+
+    - train: ``([view_1, view_2], label)`` batches, views ``(B, 3, S, S)``, with the
+      view recipe of ``views`` or, when it is None, of the method being fitted
+      (its ``view_recipe``: SimCLR's or BYOL's);
+    - val / test / predict: clean ``(images (B, 3, S, S), labels (B,))``.
+
+    Negative labels mean "unlabelled" (e.g. STL-10's unlabelled split).
+
+    Args:
+        batch_size: per-device batch size.
+        num_workers: loader worker processes.
+        views: ``simclr``, ``byol`` or None (the method's own recipe).
+        image_size: side ``S`` of the square images given to the encoder.
+        pin_memory: pin loader memory (useful on GPU).
+    """
+
+    #: Classes of the labelled splits; the online evaluator reads it.
+    num_classes: int = 0
+    #: Per-channel normalisation used by the transforms (and recorded on export).
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+    #: Dataset-specific changes to the view recipe (arguments of
+    #: :func:`~sslkit.data.transforms.augmented_view`), e.g. no flips for digits.
+    view_overrides: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        num_workers: int = 2,
+        views: Optional[str] = None,
+        image_size: int = 32,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if views is not None and views not in RECIPES:
+            raise InvalidInputError(f"Unknown views '{views}'. Choose one of: {', '.join(RECIPES)} (or leave unset).")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.views = views
+        self.image_size = image_size
+        self.pin_memory = pin_memory
+        self._splits: Optional[tuple[Dataset, Dataset, Dataset]] = None
+
+    # -- what subclasses implement --------------------------------------------------------
+    def load_splits(self) -> tuple[Dataset, Dataset, Dataset]:
+        """Return raw ``(train, val, test)`` datasets of ``(image, label)``."""
+        raise NotImplementedError
+
+    # -- LightningDataModule -------------------------------------------------------------
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self._splits is None:
+            self._splits = self.load_splits()
+
+    @property
+    def splits(self) -> tuple[Dataset, Dataset, Dataset]:
+        self.setup()
+        assert self._splits is not None
+        return self._splits
+
+    def view_recipe(self) -> str:
+        """The recipe in use: ``views``, else the fitted method's ``view_recipe``, else ``simclr``."""
+        if self.views is not None:
+            return self.views
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return getattr(module, "view_recipe", "simclr")
+
+    def train_dataloader(self) -> DataLoader:
+        train = self.splits[0]
+        if self.batch_size > len(train):  # type: ignore[arg-type]
+            raise InvalidInputError(
+                f"batch_size {self.batch_size} is larger than the training set ({len(train)} images), "  # type: ignore[arg-type]
+                "so no full batch can be formed. Lower --data.batch_size."
+            )
+        transform = make_views(self.view_recipe(), self.image_size, self.mean, self.std, **self.view_overrides)
+        # drop_last: NT-Xent and BatchNorm need full, equal-size batches on every rank.
+        return self._loader(TransformedDataset(train, transform), shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits[1])
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits[2])
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.splits[2])
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        transform = eval_transform(self.image_size, self.mean, self.std)
+        return self._loader(TransformedDataset(dataset, transform), shuffle=False, drop_last=False)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        kwargs: dict[str, Any] = {}
+        if self.num_workers > 0:
+            kwargs["persistent_workers"] = True
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            **kwargs,
+        )

@@ -1,0 +1,74 @@
+"""SimCLR (Chen et al., 2020)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from sslkit.heads import mlp
+from sslkit.losses import NTXentLoss
+from sslkit.methods.base import SSLMethod
+from sslkit.methods.batches import Views
+
+
+class SimCLR(SSLMethod):
+    """SimCLR: two views of each image, a projection MLP, and the NT-Xent loss.
+
+    Negatives are gathered from all ranks with gradients, so the contrastive
+    batch is the global batch. Defaults follow the paper (LARS, lr 0.3 for a
+    batch of 256, weight decay 1e-6, 10 warm-up epochs, projector
+    ``num_features -> 2048 -> 128``, temperature 0.1); scale ``lr`` linearly with
+    the global batch.
+
+    Args:
+        proj_hidden_dim: hidden width of the projector.
+        proj_dim: output width of the projector.
+        temperature: NT-Xent temperature.
+        **kwargs: see :class:`~sslkit.methods.base.SSLMethod` (backbone, optimizer, schedule).
+
+    >>> model = SimCLR(backbone="small_cnn", backbone_kwargs={"width": 8}, proj_hidden_dim=32, proj_dim=16)
+    >>> model(torch.randn(2, 3, 32, 32)).shape
+    torch.Size([2, 64])
+    """
+
+    view_recipe = "simclr"
+
+    def __init__(
+        self,
+        backbone: str = "small_cnn",
+        backbone_kwargs: Optional[dict[str, Any]] = None,
+        proj_hidden_dim: int = 2048,
+        proj_dim: int = 128,
+        temperature: float = 0.1,
+        optimizer: str = "lars",
+        lr: float = 0.3,
+        weight_decay: float = 1e-6,
+        momentum: float = 0.9,
+        warmup_epochs: float = 10.0,
+        warmup_steps: Optional[int] = None,
+        final_lr_ratio: float = 0.0,
+        trust_coefficient: float = 0.001,
+    ) -> None:
+        super().__init__(
+            backbone=backbone,
+            backbone_kwargs=backbone_kwargs,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            warmup_epochs=warmup_epochs,
+            warmup_steps=warmup_steps,
+            final_lr_ratio=final_lr_ratio,
+            trust_coefficient=trust_coefficient,
+        )
+        self.projector = mlp(self.num_features, proj_hidden_dim, proj_dim)
+        self.criterion = NTXentLoss(temperature=temperature, gather_distributed=True)
+
+    def ssl_loss(self, views: Views) -> tuple[torch.Tensor, torch.Tensor]:
+        n = views[0].shape[0]
+        # One forward of both views: one large batch is faster than two, and BN
+        # sees both views as in the paper's implementation.
+        features = self.backbone(torch.cat(views[:2]))
+        z = self.projector(features)
+        return self.criterion(z[:n], z[n:]), features[:n]

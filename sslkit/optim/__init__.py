@@ -1,0 +1,7 @@
+"""Optimizers and schedules."""
+
+from sslkit.optim.lars import LARS
+from sslkit.optim.param_groups import decay_param_groups
+from sslkit.optim.schedules import cosine_momentum, warmup_cosine
+
+__all__ = ["LARS", "cosine_momentum", "decay_param_groups", "warmup_cosine"]
