@@ -6,6 +6,7 @@ bundled digits data, with the online evaluator, and writes a run folder.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from typing import Any, Optional
 
@@ -13,9 +14,10 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
+from sslkit.backbones import check_backbone_name
 from sslkit.callbacks import RunArtifacts, SSLOnlineEvaluator
 from sslkit.data import SSLDataModule
-from sslkit.errors import UserInputError
+from sslkit.errors import InvalidInputError, UserInputError
 from sslkit.methods import SSLMethod
 
 MONITOR = "online_val_acc"
@@ -39,6 +41,50 @@ QUICKSTART_TRAINER: dict[str, Any] = {
     "log_every_n_steps": 5,
     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "sslkit"}},
 }
+
+
+#: Short names accepted by ``--model`` and ``--data`` (case-insensitive), besides class names and paths.
+MODEL_ALIASES = {"simclr": "sslkit.methods.SimCLR", "byol": "sslkit.methods.BYOL"}
+DATA_ALIASES = {
+    "digits": "sslkit.data.DigitsDataModule",
+    "cifar10": "sslkit.data.CIFAR10DataModule",
+    "cifar100": "sslkit.data.CIFAR100DataModule",
+    "stl10": "sslkit.data.STL10DataModule",
+    "imagefolder": "sslkit.data.ImageFolderDataModule",
+}
+
+
+def resolve_aliases(argv: list[str]) -> list[str]:
+    """Rewrite ``--model byol`` / ``--data CIFAR10`` to class paths; reject unknown names clearly.
+
+    A value with a dot (``my_pkg.MyMethod``) is passed through for LightningCLI to import.
+
+    >>> resolve_aliases(["fit", "--model", "BYOL", "--data=cifar10"])
+    ['fit', '--model', 'sslkit.methods.BYOL', '--data=sslkit.data.CIFAR10DataModule']
+    """
+    out = list(argv)
+    for flag, aliases in (("--model", MODEL_ALIASES), ("--data", DATA_ALIASES)):
+        known = {**aliases, **{path.rsplit(".", 1)[1].lower(): path for path in aliases.values()}}
+        for i, arg in enumerate(out):
+            if arg == flag and i + 1 < len(out):
+                idx, value, prefix = i + 1, out[i + 1], ""
+            elif arg.startswith(flag + "="):
+                idx, value, prefix = i, arg[len(flag) + 1 :], flag + "="
+            else:
+                continue
+            if "." in value or value.startswith(("{", "-")) or value.endswith((".yaml", ".yml")):
+                continue
+            if value.lower() not in known:
+                names = sorted(aliases)
+                close = difflib.get_close_matches(value.lower(), list(known), n=3, cutoff=0.5)
+                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                what = "method" if flag == "--model" else "dataset"
+                raise InvalidInputError(
+                    f"Unknown {what} '{value}' for {flag}.{hint} Known: {', '.join(names)} "
+                    f"(or a class path such as my_package.MyClass)."
+                )
+            out[idx] = prefix + known[value.lower()]
+    return out
 
 
 class SSLKitCLI(LightningCLI):
@@ -65,6 +111,13 @@ class SSLKitCLI(LightningCLI):
             default=None,
             help=f"Stop when {MONITOR} has not improved for this many validation runs (off when unset).",
         )
+
+    def before_instantiate_classes(self) -> None:
+        # jsonargparse would bury an unknown backbone under a usage dump; check it first.
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        backbone = config.get("model", {}).get("init_args", {}).get("backbone")
+        if isinstance(backbone, str):
+            check_backbone_name(backbone)
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
@@ -103,7 +156,11 @@ def main(args: Optional[list[str]] = None) -> None:
     printed as one line, exit status 2.
     """
     try:
-        _run_cli(args)
+        if args is None:  # LightningCLI warns when both argv and args are given
+            sys.argv[1:] = resolve_aliases(sys.argv[1:])
+            _run_cli(None)
+        else:
+            _run_cli(resolve_aliases(args))
     except UserInputError as err:
         print(f"sslkit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

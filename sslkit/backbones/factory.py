@@ -46,15 +46,27 @@ def create_backbone(name: str, **kwargs: Any) -> nn.Module:
     >>> net(torch.randn(2, 3, 32, 32)).shape == (2, net.num_features)
     True
     """
+    check_backbone_name(name)
     if name.startswith(TIMM_PREFIX):
         from sslkit.backbones.timm_backbone import create_timm_backbone
 
         return create_timm_backbone(name[len(TIMM_PREFIX) :], **kwargs)
-    if name not in _REGISTRY:
+    return _REGISTRY[name](**kwargs)
+
+
+def check_backbone_name(name: str) -> None:
+    """Raise :class:`~sslkit.errors.InvalidInputError` listing close matches when ``name`` is unknown.
+
+    >>> check_backbone_name("resnet18")
+    """
+    if name.startswith(TIMM_PREFIX):
+        from sslkit.backbones.timm_backbone import check_timm_name
+
+        check_timm_name(name[len(TIMM_PREFIX) :])
+    elif name not in _REGISTRY:
         close = difflib.get_close_matches(name, list_backbones(), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise InvalidInputError(
             f"Unknown backbone '{name}'.{hint} Known: {', '.join(list_backbones())}, "
             f"or 'timm:<model name>' for any timm model."
         )
-    return _REGISTRY[name](**kwargs)

@@ -8,6 +8,16 @@ from torch import nn
 from sslkit.errors import InvalidInputError
 
 
+def check_timm_name(name: str) -> None:
+    """Raise a clear error, with close matches, when timm has no model ``name``."""
+    import timm
+
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Close matches: {', '.join('timm:' + c for c in close)}." if close else ""
+        raise InvalidInputError(f"Unknown timm model 'timm:{name}'.{hint} See timm.list_models() for all names.")
+
+
 def create_timm_backbone(name: str, pretrained: bool = False, **kwargs: object) -> nn.Module:
     """``timm.create_model(name, num_classes=0, ...)``: pooled ``(B, num_features)`` output.
 
@@ -17,13 +27,10 @@ def create_timm_backbone(name: str, pretrained: bool = False, **kwargs: object) 
 
     >>> import torch
     >>> m = create_timm_backbone("resnet18")
-    >>> m(torch.randn(1, 3, 32, 32)).shape == (1, m.num_features)
+    >>> m(torch.randn(2, 3, 32, 32)).shape == (2, m.num_features)
     True
     """
     import timm
 
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-        hint = f" Close matches: {', '.join('timm:' + c for c in close)}." if close else ""
-        raise InvalidInputError(f"Unknown timm model 'timm:{name}'.{hint} See timm.list_models() for all names.")
+    check_timm_name(name)
     return timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)

@@ -53,7 +53,7 @@ class RunArtifacts(Callback):
         if best:
             state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
             score = getattr(ckpt_cb, "best_model_score", None)
-            source = {"checkpoint": best, "monitor": getattr(ckpt_cb, "monitor", None),
+            source = {"checkpoint": str(Path(best).resolve()), "monitor": getattr(ckpt_cb, "monitor", None),
                       "probe_accuracy": float(score) if score is not None else None}
         else:
             state = pl_module.state_dict()

@@ -40,6 +40,7 @@ class DigitsDataModule(SSLDataModule):
         val_fraction: share of images held out for validation.
         split_seed: seed of the split (kept fixed so runs compare).
         image_size: side of the upsampled images (default 32).
+        batch_size: per-device batch size (default 128: 11 steps per epoch on 1437 images).
         **kwargs: see :class:`~sslkit.data.base.SSLDataModule`.
 
     >>> dm = DigitsDataModule(batch_size=64)
@@ -60,7 +61,7 @@ class DigitsDataModule(SSLDataModule):
         self,
         val_fraction: float = 0.2,
         split_seed: int = 0,
-        batch_size: int = 256,
+        batch_size: int = 128,
         num_workers: int = 2,
         views: Optional[str] = None,
         image_size: int = 32,

@@ -16,11 +16,11 @@ from sslkit.errors import DataNotFoundError
 def _open(cls: Any, name: str, root: str, download: bool, size_hint: str, **kwargs: Any) -> Any:
     try:
         return cls(root=root, download=download, **kwargs)
-    except RuntimeError as err:
+    except RuntimeError:
         if download:
             raise
         raise DataNotFoundError(
-            f"{name} was not found under '{root}' ({err}). Pass --data.download true to download it "
+            f"{name} was not found under '{root}'. Pass --data.download true to download it "
             f"({size_hint}), or point --data.root at the folder that holds it."
         ) from None
 

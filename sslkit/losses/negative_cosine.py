@@ -18,9 +18,9 @@ class NegativeCosineLoss(nn.Module):
     Shapes: ``p, z: (N, D)`` -> scalar in ``[0, 4]``.
 
     >>> loss = NegativeCosineLoss()
-    >>> x = torch.randn(4, 8)
-    >>> round(float(loss(x, x)), 4)  # identical directions
-    0.0
+    >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    >>> float(loss(x, 3 * x)), float(loss(x, -x))  # same and opposite directions
+    (0.0, 4.0)
     """
 
     def forward(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
