@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -17,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from sslkit.backbones import check_backbone_name
 from sslkit.callbacks import RunArtifacts, SSLOnlineEvaluator
 from sslkit.data import SSLDataModule
-from sslkit.errors import InvalidInputError, UserInputError
+from sslkit.errors import DataNotFoundError, InvalidInputError, UserInputError
 from sslkit.methods import SSLMethod
 
 MONITOR = "online_val_acc"
@@ -87,6 +88,27 @@ def resolve_aliases(argv: list[str]) -> list[str]:
     return out
 
 
+def find_last_checkpoint(config: Any) -> Path:
+    """The newest ``last.ckpt`` of the runs under the configured logger's ``save_dir/name``.
+
+    Each ``sslkit fit`` writes a new ``version_N`` folder, so Lightning's own
+    ``ckpt_path="last"`` would look only in the new, empty one and silently
+    start from scratch. Resuming writes to a new version folder too, so the
+    metrics of the interrupted run stay where they were.
+    """
+    logger = config.get("trainer", {}).get("logger")
+    init = logger.get("init_args", {}) if hasattr(logger, "get") else {}
+    root = Path(init.get("save_dir") or "runs") / (init.get("name") or "")
+    found = sorted(root.glob("**/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise DataNotFoundError(
+            f"--ckpt_path last: no last.ckpt under '{root}'. Start a new run without --ckpt_path, "
+            "or pass the checkpoint file: --ckpt_path runs/.../checkpoints/last.ckpt."
+        )
+    rank_zero_info(f"sslkit: resuming from {found[-1]}")
+    return found[-1]
+
+
 class SSLKitCLI(LightningCLI):
     """LightningCLI with the online evaluator, checkpointing and run artifacts always attached."""
 
@@ -118,6 +140,8 @@ class SSLKitCLI(LightningCLI):
         backbone = config.get("model", {}).get("init_args", {}).get("backbone")
         if isinstance(backbone, str):
             check_backbone_name(backbone)
+        if config.get("ckpt_path") == "last":
+            config["ckpt_path"] = str(find_last_checkpoint(config))
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)

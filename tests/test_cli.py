@@ -116,3 +116,19 @@ def test_shipped_configs_parse(config: str, capsys: pytest.CaptureFixture[str]) 
     assert exit_info.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "class_path: sslkit" in printed
+
+
+def test_ckpt_path_last_resumes_the_newest_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    short = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", *FAST]
+    main(["fit", "--trainer.max_epochs", "1", *short])
+    main(["fit", "--trainer.max_epochs", "2", "--ckpt_path", "last", *short])
+    first = torch.load(tmp_path / "runs/sslkit/version_0/checkpoints/last.ckpt", weights_only=False)
+    resumed = torch.load(tmp_path / "runs/sslkit/version_1/checkpoints/last.ckpt", weights_only=False)
+    assert (first["global_step"], resumed["global_step"]) == (2, 4)
+    assert (tmp_path / "runs/sslkit/version_0/metrics.csv").is_file()  # the first run's log is kept
+
+
+def test_ckpt_path_last_without_a_run(tmp_path: Path) -> None:
+    res = run_cli(["fit", "--ckpt_path", "last", *FAST], tmp_path)
+    assert res.returncode == 2 and "no last.ckpt under 'runs/sslkit'" in res.stderr

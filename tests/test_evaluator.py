@@ -109,3 +109,21 @@ def test_fit_counts_one_backbone_forward_per_batch_and_round_trips_state(tiny_di
         a = evaluator.optimizers[kind].state_dict()["state"]
         b = restored.optimizers[kind].state_dict()["state"]
         assert a.keys() == b.keys() and all(torch.equal(a[k]["exp_avg"], b[k]["exp_avg"]) for k in a)
+
+
+def test_validate_from_checkpoint_restores_the_probes(tiny_digits: Any, tmp_path: Any) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    model = SimCLR(**TINY_BACKBONE, **HEADS, optimizer="adamw", lr=1e-3, warmup_epochs=0)
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = Trainer(**trainer_kwargs(
+        max_epochs=2, limit_train_batches=5, enable_checkpointing=True, callbacks=[SSLOnlineEvaluator(), ckpt]
+    ))
+    trainer.fit(model, tiny_digits)
+    fitted = float(trainer.callback_metrics["online_val_acc"])
+
+    fresh = SSLOnlineEvaluator()
+    result = Trainer(**trainer_kwargs(callbacks=[fresh])).validate(
+        SimCLR(**TINY_BACKBONE, **HEADS), tiny_digits, ckpt_path=str(tmp_path / "last.ckpt")
+    )
+    assert result[0]["online_val_acc"] == pytest.approx(fitted, abs=1e-6)

@@ -142,6 +142,21 @@ class SSLOnlineEvaluator(Callback):
         if self._pending_state is not None:
             self._apply_state(self._pending_state)
             self._pending_state = None
+        elif stage != "fit" and trainer.ckpt_path:
+            # Lightning restores callback states only when fitting; validate/test
+            # from a checkpoint must see the probes trained with that encoder.
+            self._load_from_checkpoint(trainer.ckpt_path)
+
+    def _load_from_checkpoint(self, path: str) -> None:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoint.get("callbacks", {}).get(self.state_key)
+        if state:
+            self._apply_state(state)
+        else:
+            rank_zero_warn(
+                f"SSLOnlineEvaluator: '{path}' holds no probe state for {self.state_key}; the probes are "
+                "untrained, so online accuracies are meaningless in this run."
+            )
 
     def _make_optimizer(self, probe: nn.Module) -> torch.optim.Optimizer:
         params = probe.parameters()
