@@ -74,3 +74,22 @@ def test_image_folder_empty(tmp_path: Path) -> None:
     (tmp_path / "empty_class").mkdir()
     with pytest.raises(ValueError, match="holds no images in class subfolders"):
         ImageFolderDataModule(root=str(tmp_path)).setup()
+
+
+def test_views_follow_the_fitted_method_unless_set() -> None:
+    from types import SimpleNamespace
+
+    from torchvision.transforms import v2
+
+    from sslkit.methods import BYOL
+    from tests.conftest import TINY_BACKBONE
+
+    dm = DigitsDataModule(num_workers=0, image_size=16)
+    assert dm.resolved_views() == "simclr"
+    dm.trainer = SimpleNamespace(lightning_module=BYOL(**TINY_BACKBONE))  # type: ignore[assignment]
+    assert dm.resolved_views() == "byol"
+    second_view = dm.train_dataloader().dataset.transform.transforms[1]
+    assert any(isinstance(t, v2.RandomSolarize) for t in second_view.transforms)
+    assert DigitsDataModule(views="simclr").resolved_views() == "simclr"
+    with pytest.raises(ValueError, match="Unknown views 'moco'"):
+        DigitsDataModule(views="moco")

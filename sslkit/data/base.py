@@ -26,10 +26,11 @@ class SSLDataModule(LightningDataModule):
     Negative labels mean "unlabelled" (e.g. STL-10's unlabelled split).
 
     Args:
-        batch_size: per-device batch size.
+        batch_size: per-device batch size; None for the dataset's ``default_batch_size``.
         num_workers: loader worker processes.
         views: ``simclr``, ``byol`` or None (the method's own recipe).
-        image_size: side ``S`` of the square images given to the encoder.
+        image_size: side ``S`` of the square images given to the encoder; None for the
+            dataset's ``default_image_size``.
         pin_memory: pin loader memory (useful on GPU).
     """
 
@@ -41,24 +42,27 @@ class SSLDataModule(LightningDataModule):
     #: Dataset-specific changes to the view recipe (arguments of
     #: :func:`~sslkit.data.transforms.augmented_view`), e.g. no flips for digits.
     view_overrides: dict[str, Any] = {}
+    #: Used when ``batch_size`` / ``image_size`` are None.
+    default_batch_size: int = 256
+    default_image_size: int = 32
 
     def __init__(
         self,
-        batch_size: int = 256,
+        batch_size: Optional[int] = None,
         num_workers: int = 2,
         views: Optional[str] = None,
-        image_size: int = 32,
+        image_size: Optional[int] = None,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
         if views is not None and views not in RECIPES:
             raise InvalidInputError(f"Unknown views '{views}'. Choose one of: {', '.join(RECIPES)} (or leave unset).")
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
-        self.batch_size = batch_size
+        self.batch_size: int = self.default_batch_size if batch_size is None else batch_size
+        self.image_size: int = self.default_image_size if image_size is None else image_size
+        if self.batch_size < 1 or self.image_size < 1:
+            raise InvalidInputError(f"batch_size and image_size must be >= 1, got {batch_size} and {image_size}.")
         self.num_workers = num_workers
         self.views = views
-        self.image_size = image_size
         self.pin_memory = pin_memory
         self._splits: Optional[tuple[Dataset, Dataset, Dataset]] = None
 
@@ -78,7 +82,7 @@ class SSLDataModule(LightningDataModule):
         assert self._splits is not None
         return self._splits
 
-    def view_recipe(self) -> str:
+    def resolved_views(self) -> str:
         """The recipe in use: ``views``, else the fitted method's ``view_recipe``, else ``simclr``."""
         if self.views is not None:
             return self.views
@@ -92,7 +96,7 @@ class SSLDataModule(LightningDataModule):
                 f"batch_size {self.batch_size} is larger than the training set ({len(train)} images), "  # type: ignore[arg-type]
                 "so no full batch can be formed. Lower --data.batch_size."
             )
-        transform = make_views(self.view_recipe(), self.image_size, self.mean, self.std, **self.view_overrides)
+        transform = make_views(self.resolved_views(), self.image_size, self.mean, self.std, **self.view_overrides)
         # drop_last: NT-Xent and BatchNorm need full, equal-size batches on every rank.
         return self._loader(TransformedDataset(train, transform), shuffle=True, drop_last=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,9 +39,7 @@ class DigitsDataModule(SSLDataModule):
     Args:
         val_fraction: share of images held out for validation.
         split_seed: seed of the split (kept fixed so runs compare).
-        image_size: side of the upsampled images (default 32).
-        batch_size: per-device batch size (default 128: 11 steps per epoch on 1437 images).
-        **kwargs: see :class:`~sslkit.data.base.SSLDataModule`.
+        **kwargs: see :class:`~sslkit.data.base.SSLDataModule` (default batch 128, images 32x32).
 
     >>> dm = DigitsDataModule(batch_size=64)
     >>> dm.setup(); [len(s) for s in dm.splits]
@@ -49,6 +47,7 @@ class DigitsDataModule(SSLDataModule):
     """
 
     num_classes = 10
+    default_batch_size = 128  # 11 steps per epoch on 1437 images
     # Measured on the training split at 32x32 (grayscale, so the channels agree).
     mean = (0.3054, 0.3054, 0.3054)
     std = (0.3237, 0.3237, 0.3237)
@@ -57,19 +56,8 @@ class DigitsDataModule(SSLDataModule):
     # probe 0.81 -> 0.94 after 30 epochs with these two changes).
     view_overrides = {"crop_scale": (0.3, 1.0), "hflip_prob": 0.0}
 
-    def __init__(
-        self,
-        val_fraction: float = 0.2,
-        split_seed: int = 0,
-        batch_size: int = 128,
-        num_workers: int = 2,
-        views: Optional[str] = None,
-        image_size: int = 32,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, views=views, image_size=image_size, pin_memory=pin_memory
-        )
+    def __init__(self, val_fraction: float = 0.2, split_seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if not 0.0 < val_fraction < 1.0:
             raise InvalidInputError(f"val_fraction must be in (0, 1), got {val_fraction}.")
         self.val_fraction = val_fraction

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -50,21 +50,17 @@ class ImageFolderDataModule(SSLDataModule):
     128
     """
 
+    default_image_size = 224
+
     def __init__(
         self,
         root: str,
         val_root: Optional[str] = None,
         val_fraction: float = 0.1,
         split_seed: int = 0,
-        batch_size: int = 256,
-        num_workers: int = 2,
-        views: Optional[str] = None,
-        image_size: int = 224,
-        pin_memory: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, views=views, image_size=image_size, pin_memory=pin_memory
-        )
+        super().__init__(**kwargs)
         if val_root is None and not 0.0 < val_fraction < 1.0:
             raise InvalidInputError(f"val_fraction must be in (0, 1), got {val_fraction}.")
         self.root = root

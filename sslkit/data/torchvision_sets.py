@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,19 +38,8 @@ class _TorchvisionDataModule(SSLDataModule):
         **kwargs: see :class:`~sslkit.data.base.SSLDataModule`.
     """
 
-    def __init__(
-        self,
-        root: str = "data",
-        download: bool = False,
-        batch_size: int = 256,
-        num_workers: int = 2,
-        views: Optional[str] = None,
-        image_size: int = 32,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, views=views, image_size=image_size, pin_memory=pin_memory
-        )
+    def __init__(self, root: str = "data", download: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.root = root
         self.download = download
 
@@ -113,25 +102,7 @@ class STL10DataModule(_TorchvisionDataModule):
     mean = (0.4467, 0.4398, 0.4066)
     std = (0.2603, 0.2566, 0.2713)
 
-    def __init__(
-        self,
-        root: str = "data",
-        download: bool = False,
-        batch_size: int = 256,
-        num_workers: int = 2,
-        views: Optional[str] = None,
-        image_size: int = 96,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            root=root,
-            download=download,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            views=views,
-            image_size=image_size,
-            pin_memory=pin_memory,
-        )
+    default_image_size = 96
 
     def load_splits(self) -> tuple[Dataset, Dataset, Dataset]:
         from torchvision.datasets import STL10

@@ -37,6 +37,12 @@ class BYOL(SSLMethod):
     Defaults follow the paper (LARS, lr 0.2 for a batch of 256, weight decay
     1.5e-6, 10 warm-up epochs, heads ``4096 -> 256``, momentum 0.996 -> 1).
 
+    Args:
+        proj_hidden_dim, proj_dim: projector widths.
+        pred_hidden_dim: hidden width of the predictor.
+        base_momentum, final_momentum: ends of the target-momentum cosine.
+        lr, weight_decay, **kwargs: see :class:`~sslkit.methods.base.SSLMethod`.
+
     >>> model = BYOL(backbone="small_cnn", backbone_kwargs={"width": 8}, proj_hidden_dim=32, proj_dim=16, pred_hidden_dim=32)
     >>> model(torch.randn(2, 3, 32, 32)).shape
     torch.Size([2, 64])
@@ -53,30 +59,16 @@ class BYOL(SSLMethod):
         pred_hidden_dim: int = 4096,
         base_momentum: float = 0.996,
         final_momentum: float = 1.0,
-        optimizer: str = "lars",
         lr: float = 0.2,
         weight_decay: float = 1.5e-6,
-        momentum: float = 0.9,
-        warmup_epochs: float = 10.0,
-        warmup_steps: Optional[int] = None,
-        final_lr_ratio: float = 0.0,
-        trust_coefficient: float = 0.001,
+        **kwargs: Any,
     ) -> None:
         if not 0.0 <= base_momentum <= final_momentum <= 1.0:
             raise InvalidInputError(
                 f"Need 0 <= base_momentum <= final_momentum <= 1, got {base_momentum} and {final_momentum}."
             )
         super().__init__(
-            backbone=backbone,
-            backbone_kwargs=backbone_kwargs,
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            warmup_epochs=warmup_epochs,
-            warmup_steps=warmup_steps,
-            final_lr_ratio=final_lr_ratio,
-            trust_coefficient=trust_coefficient,
+            backbone=backbone, backbone_kwargs=backbone_kwargs, lr=lr, weight_decay=weight_decay, **kwargs
         )
         self.projector = mlp(self.num_features, proj_hidden_dim, proj_dim)
         self.predictor = mlp(proj_dim, pred_hidden_dim, proj_dim)

@@ -41,27 +41,9 @@ class SimCLR(SSLMethod):
         proj_hidden_dim: int = 2048,
         proj_dim: int = 128,
         temperature: float = 0.1,
-        optimizer: str = "lars",
-        lr: float = 0.3,
-        weight_decay: float = 1e-6,
-        momentum: float = 0.9,
-        warmup_epochs: float = 10.0,
-        warmup_steps: Optional[int] = None,
-        final_lr_ratio: float = 0.0,
-        trust_coefficient: float = 0.001,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            backbone=backbone,
-            backbone_kwargs=backbone_kwargs,
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            warmup_epochs=warmup_epochs,
-            warmup_steps=warmup_steps,
-            final_lr_ratio=final_lr_ratio,
-            trust_coefficient=trust_coefficient,
-        )
+        super().__init__(backbone=backbone, backbone_kwargs=backbone_kwargs, **kwargs)
         self.projector = mlp(self.num_features, proj_hidden_dim, proj_dim)
         self.criterion = NTXentLoss(temperature=temperature, gather_distributed=True)
 
