@@ -65,7 +65,7 @@ def test_probe_initialisation_is_seeded_and_leaves_global_rng_alone() -> None:
 @pytest.mark.parametrize(
     "labels, match",
     [
-        (torch.tensor([0, 1, 2, 10, 0, 1, 2, 3]), "label is >= num_classes"),
+        (torch.tensor([0, 1, 2, 10, 0, 1, 2, 3]), r"labels must lie in \[0, num_classes=10\); got a label 10"),
         (torch.zeros(8), "integer tensor"),
     ],
 )

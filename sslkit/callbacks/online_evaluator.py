@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from sslkit.callbacks.features import encode, shard, step_features
 from sslkit.dist import all_reduce_mean_
-from sslkit.heads import probe_head
-from sslkit.methods.batches import split_eval_batch
 from sslkit.errors import InvalidInputError
+from sslkit.heads import probe_head
 
 PROBE_KINDS = ("linear", "mlp")
 PROBE_OPTIMIZERS = ("adam", "adamw", "sgd")
+SPLITS = ("train", "val", "test")
 
 
 class SSLOnlineEvaluator(Callback):
@@ -32,33 +33,50 @@ class SSLOnlineEvaluator(Callback):
     written for pl_bolts, with batches ``((x1, x2, x_eval), y)``) they fall back
     to a no-grad forward of the evaluation view, in eval mode.
 
-    Logged (the first probe is the primary one and also gets lightning-bolts'
-    keys): ``online/<probe>/train_acc``, ``online/<probe>/train_loss``,
-    ``online/<probe>/val_acc``, ``online/<probe>/val_loss`` (``test_*`` in
-    test), and ``online_train_acc``, ``online_train_loss``, ``online_val_acc``
-    (in the progress bar), ``online_val_loss``. Accuracies are epoch values over
-    all ranks. Samples with a negative label are unlabelled and skipped.
+    With ``train_dataloader`` / ``val_dataloader`` the probes learn and are
+    scored on *other* labelled data (e.g. pretrain on unlabelled images, watch a
+    small labelled set): every ``every_n_train_steps`` training steps one batch
+    of ``train_dataloader`` goes through a no-grad forward; at validation the
+    whole ``val_dataloader`` does. Under DDP each rank takes every
+    ``world_size``-th batch of these loaders.
 
-    Under DDP the probes start identical on every rank (seeded
-    initialisation) and stay identical (gradients and BatchNorm statistics are
-    averaged over ranks). Probe weights and optimizer states are saved in
-    checkpoints. Probes run in float32 whatever the trainer's precision.
+    Logged, per probe ``<p>`` (``<prefix>`` is ``online``, or ``online/<name>``):
+    ``<prefix>/<p>/{train,val,test}_{acc,loss}`` and ``..._top5`` (at least 5
+    classes). The first probe is primary: an unnamed evaluator also logs
+    lightning-bolts' keys ``online_train_acc``, ``online_train_loss``,
+    ``online_val_acc`` (in the progress bar) and ``online_val_loss``.
+    Accuracies are epoch values over all ranks' samples (torchmetrics);
+    validation uses the probes in eval mode. Samples labelled -1 (unlabelled,
+    e.g. STL-10's extra split) are skipped.
+
+    Under DDP the probes start identical on every rank (seeded initialisation
+    that leaves the global RNG alone) and stay identical (gradients and
+    BatchNorm statistics are averaged over ranks). Probe weights and optimizer
+    states are saved in checkpoints and restored on resume, and for
+    ``validate``/``test`` from a checkpoint. The probes run in float32 under any
+    precision; features are cast.
 
     Args:
         z_dim: feature width; defaults to the module's ``num_features``.
         num_classes: defaults to the datamodule's ``num_classes``.
         hidden_dim: hidden width of the ``mlp`` probe.
-        drop_p: dropout on the probe input.
+        drop_p: dropout on the probe input (bolts' default was 0.2).
         probes: probe kinds to fit, from ``linear`` and ``mlp``; the first is primary.
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
         lr: probe learning rate (1e-2 suits Adam on the standardised features; measured
             on digits, 1e-3 left the linear probe 9 points lower after 30 epochs).
         weight_decay: probe weight decay.
         seed: seed of the probes' initialisation (identical on every rank).
+        name: distinguishes several evaluators in one Trainer (metric prefix and checkpoint key).
+        train_dataloader: labelled ``(x, y)`` batches to fit the probes on, instead of the
+            training step's features.
+        val_dataloader: labelled ``(x, y)`` batches to score the probes on at validation,
+            instead of the validation step's features.
+        every_n_train_steps: with ``train_dataloader``, fit one of its batches every this many steps.
 
-    >>> evaluator = SSLOnlineEvaluator(num_classes=10)   # z_dim from the module
-    >>> from lightning.pytorch import Trainer
-    >>> trainer = Trainer(callbacks=[evaluator], logger=False)  # doctest: +SKIP
+    >>> import lightning.pytorch as pl
+    >>> evaluator = SSLOnlineEvaluator(num_classes=10)   # z_dim read from the module
+    >>> trainer = pl.Trainer(callbacks=[evaluator], logger=False, enable_checkpointing=False)
     """
 
     def __init__(
@@ -72,40 +90,68 @@ class SSLOnlineEvaluator(Callback):
         lr: float = 1e-2,
         weight_decay: float = 0.0,
         seed: int = 0,
+        name: str = "",
+        train_dataloader: Optional[Iterable[Any]] = None,
+        val_dataloader: Optional[Iterable[Any]] = None,
+        every_n_train_steps: int = 1,
     ) -> None:
         super().__init__()
-        unknown = [p for p in probes if p not in PROBE_KINDS]
-        if unknown or not probes or len(set(probes)) != len(probes):
-            raise InvalidInputError(
-                f"probes must be distinct names from {PROBE_KINDS}, got {list(probes)}."
-            )
+        probes = tuple(probes)
+        if not probes or len(set(probes)) != len(probes) or any(p not in PROBE_KINDS for p in probes):
+            raise InvalidInputError(f"probes must be distinct names from {PROBE_KINDS}, got {list(probes)}.")
         if optimizer not in PROBE_OPTIMIZERS:
-            raise InvalidInputError(f"Unknown probe optimizer '{optimizer}'. Choose one of: {', '.join(PROBE_OPTIMIZERS)}.")
+            raise InvalidInputError(
+                f"Unknown probe optimizer '{optimizer}'. Choose one of: {', '.join(PROBE_OPTIMIZERS)}."
+            )
         if not 0.0 <= drop_p < 1.0:
             raise InvalidInputError(f"drop_p must be in [0, 1), got {drop_p}.")
+        if every_n_train_steps < 1:
+            raise InvalidInputError(f"every_n_train_steps must be >= 1, got {every_n_train_steps}.")
         self.z_dim = z_dim
         self.num_classes = num_classes
         self.hidden_dim = hidden_dim
         self.drop_p = drop_p
-        self.probe_kinds = tuple(probes)
+        self.probe_kinds = probes
         self.optimizer_name = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
+        self.name = name
+        self.probe_train_loader = train_dataloader
+        self.probe_val_loader = val_dataloader
+        self.every_n_train_steps = every_n_train_steps
         self.probes: Optional[nn.ModuleDict] = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self._metrics: dict[str, Any] = {}
+        self._metrics: dict[str, Metric] = {}
         self._pending_state: Optional[dict[str, Any]] = None
+        self._train_iter: Optional[Iterator[Any]] = None
 
     @property
     def primary(self) -> str:
         """The probe whose figures are logged under bolts' keys."""
         return self.probe_kinds[0]
 
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(name=self.name, probes=list(self.probe_kinds))
+
+    @property
+    def prefix(self) -> str:
+        return f"online/{self.name}" if self.name else "online"
+
     # -- set-up -----------------------------------------------------------------------------
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.probes is not None:
-            return
+        if self.probes is None:
+            self._build(trainer, pl_module)
+        if self._pending_state is not None:
+            self._apply_state(self._pending_state)
+            self._pending_state = None
+        elif stage != "fit" and trainer.ckpt_path:
+            # Lightning restores callback states only when fitting; validate/test
+            # from a checkpoint must see the probes trained with that encoder.
+            self._load_from_checkpoint(trainer.ckpt_path)
+
+    def _build(self, trainer: Trainer, pl_module: LightningModule) -> None:
         z_dim = self.z_dim or getattr(pl_module, "num_features", None)
         if z_dim is None:
             raise InvalidInputError(
@@ -133,30 +179,13 @@ class SSLOnlineEvaluator(Callback):
             )
         self.probes.to(pl_module.device)
         self.optimizers = {kind: self._make_optimizer(probe) for kind, probe in self.probes.items()}
+        whats = ("acc", "top5", "loss") if self.num_classes >= 5 else ("acc", "loss")
         self._metrics = {
             f"{kind}/{split}_{what}": self._make_metric(what).to(pl_module.device)
             for kind in self.probe_kinds
-            for split in ("train", "val", "test")
-            for what in ("acc", "loss")
+            for split in SPLITS
+            for what in whats
         }
-        if self._pending_state is not None:
-            self._apply_state(self._pending_state)
-            self._pending_state = None
-        elif stage != "fit" and trainer.ckpt_path:
-            # Lightning restores callback states only when fitting; validate/test
-            # from a checkpoint must see the probes trained with that encoder.
-            self._load_from_checkpoint(trainer.ckpt_path)
-
-    def _load_from_checkpoint(self, path: str) -> None:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        state = checkpoint.get("callbacks", {}).get(self.state_key)
-        if state:
-            self._apply_state(state)
-        else:
-            rank_zero_warn(
-                f"SSLOnlineEvaluator: '{path}' holds no probe state for {self.state_key}; the probes are "
-                "untrained, so online accuracies are meaningless in this run."
-            )
 
     def _make_optimizer(self, probe: nn.Module) -> torch.optim.Optimizer:
         params = probe.parameters()
@@ -165,35 +194,16 @@ class SSLOnlineEvaluator(Callback):
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
         return cls(params, lr=self.lr, weight_decay=self.weight_decay)
 
-    def _make_metric(self, what: str) -> Any:
-        if what == "acc":
-            return MulticlassAccuracy(num_classes=self.num_classes, average="micro")
-        return MeanMetric()
+    def _make_metric(self, what: str) -> Metric:
+        if what == "loss":
+            return MeanMetric()
+        return MulticlassAccuracy(num_classes=self.num_classes, top_k=5 if what == "top5" else 1, average="micro")
 
-    # -- reading features ------------------------------------------------------------------
-    def _features_and_labels(
-        self, pl_module: LightningModule, outputs: Any, batch: Any, training: bool
-    ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        if isinstance(outputs, dict) and "features" in outputs:
-            return outputs["features"], outputs.get("labels")
-        # Fallback for modules outside the contract: the last view of a training
-        # batch is its evaluation view (pl_bolts' convention).
-        if training and isinstance(batch, (list, tuple)) and len(batch) == 2 and isinstance(batch[0], (list, tuple)):
-            x, labels = batch[0][-1], batch[1]
-        else:
-            x, labels = split_eval_batch(batch)
-        encoder = getattr(pl_module, "backbone", pl_module)
-        was_training = encoder.training
-        encoder.eval()
-        with torch.no_grad():
-            features = encoder(x)
-        encoder.train(was_training)
-        return features, labels
-
+    # -- inputs --------------------------------------------------------------------------------
     def _prepare(
-        self, features: Optional[torch.Tensor], labels: Optional[torch.Tensor]
+        self, features: torch.Tensor, labels: Optional[torch.Tensor]
     ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-        if features is None or labels is None:
+        if labels is None:
             return None
         features = features.detach().flatten(1).float()
         if features.shape[1] != self.z_dim:
@@ -201,62 +211,91 @@ class SSLOnlineEvaluator(Callback):
                 f"SSLOnlineEvaluator: features have {features.shape[1]} dimensions but z_dim is {self.z_dim}. "
                 "Pass the encoder's output width as z_dim, or leave it unset to read the module's num_features."
             )
-        if labels.is_floating_point() or labels.ndim != 1:
+        if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.ndim != 1:
             raise InvalidInputError(
-                f"SSLOnlineEvaluator: labels must be a 1-D integer tensor of class indices, got "
-                f"{labels.dtype} {tuple(labels.shape)}."
+                "SSLOnlineEvaluator: labels must be a 1-D integer tensor of class indices (-1 = unlabelled), "
+                f"got {getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}."
             )
+        labels = labels.to(features.device)
         keep = labels >= 0
         if bool((labels[keep] >= self.num_classes).any()):
             raise InvalidInputError(
-                f"SSLOnlineEvaluator: a label is >= num_classes ({self.num_classes}); max label is "
+                f"SSLOnlineEvaluator: labels must lie in [0, num_classes={self.num_classes}); got a label "
                 f"{int(labels.max())}. Set num_classes to the number of classes in your data."
             )
         return features[keep], labels[keep].long()
+
+    def _train_batch(self, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> Any:
+        if self.probe_train_loader is None:
+            return self._prepare(*step_features(pl_module, outputs, batch, training=True))
+        if batch_idx % self.every_n_train_steps:
+            return None
+        if self._train_iter is None:
+            self._train_iter = shard(self.probe_train_loader)
+        own = next(self._train_iter, None)
+        if own is None:  # one pass done: start the next
+            self._train_iter = shard(self.probe_train_loader)
+            own = next(self._train_iter)
+        x, labels = own
+        return self._prepare(encode(pl_module, x), labels)
 
     # -- training ------------------------------------------------------------------------------
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         assert self.probes is not None
-        prepared = self._prepare(*self._features_and_labels(pl_module, outputs, batch, training=True))
+        prepared = self._train_batch(pl_module, outputs, batch, batch_idx)
         if prepared is None:
             return
         features, labels = prepared
+        n = len(labels)
         # The probes train in float32 under any precision plugin.
         with torch.enable_grad(), torch.autocast(device_type=features.device.type, enabled=False):
             for kind, probe in self.probes.items():
                 probe.train()
-                logits = probe(features)
-                loss = F.cross_entropy(logits, labels) if len(labels) else logits.sum() * 0.0
                 opt = self.optimizers[kind]
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                all_reduce_mean_(p.grad for p in probe.parameters() if p.grad is not None)
+                if n > 1:  # BatchNorm needs two samples; the collectives below run on every rank regardless
+                    logits = probe(features)
+                    loss = F.cross_entropy(logits, labels)
+                    loss.backward()
+                    self._update(kind, "train", logits.detach(), labels, loss.detach())
+                for p in probe.parameters():
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                all_reduce_mean_(p.grad for p in probe.parameters())
                 opt.step()
                 all_reduce_mean_(probe.buffers())
-                if len(labels):
-                    self._metrics[f"{kind}/train_acc"].update(logits.detach(), labels)
-                    self._metrics[f"{kind}/train_loss"].update(loss.detach(), weight=len(labels))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log_split(pl_module, "train")
 
     # -- evaluation ------------------------------------------------------------------------------
-    def _eval_batch(self, pl_module: LightningModule, outputs: Any, batch: Any, split: str) -> None:
+    def _update(self, kind: str, split: str, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
+        for what, metric in self._metrics.items():
+            if what.startswith(f"{kind}/{split}_"):
+                if what.endswith("_loss"):
+                    metric.update(loss, weight=len(labels))
+                else:
+                    metric.update(logits, labels)
+
+    @torch.no_grad()
+    def _score(self, features: torch.Tensor, labels: Optional[torch.Tensor], split: str) -> None:
         assert self.probes is not None
-        prepared = self._prepare(*self._features_and_labels(pl_module, outputs, batch, training=False))
+        prepared = self._prepare(features, labels)
         if prepared is None or not len(prepared[1]):
             return
         features, labels = prepared
-        with torch.no_grad(), torch.autocast(device_type=features.device.type, enabled=False):
+        with torch.autocast(device_type=features.device.type, enabled=False):
             for kind, probe in self.probes.items():
                 probe.eval()
                 logits = probe(features)
-                self._metrics[f"{kind}/{split}_acc"].update(logits, labels)
-                self._metrics[f"{kind}/{split}_loss"].update(
-                    F.cross_entropy(logits, labels), weight=len(labels)
-                )
+                self._update(kind, split, logits, labels, F.cross_entropy(logits, labels))
+
+    def _eval_batch(self, pl_module: LightningModule, outputs: Any, batch: Any, split: str) -> None:
+        if split == "val" and self.probe_val_loader is not None:
+            return  # scored on its own loader at the end of the epoch
+        self._score(*step_features(pl_module, outputs, batch, training=False), split)
 
     def on_validation_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
@@ -271,25 +310,24 @@ class SSLOnlineEvaluator(Callback):
         self._eval_batch(pl_module, outputs, batch, "test")
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.probe_val_loader is not None and not trainer.sanity_checking:
+            for x, labels in shard(self.probe_val_loader):
+                self._score(encode(pl_module, x), labels, "val")
         self._log_split(pl_module, "val")
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log_split(pl_module, "test")
 
     def _log_split(self, pl_module: LightningModule, split: str) -> None:
-        for kind in self.probe_kinds:
-            for what in ("acc", "loss"):
-                metric = self._metrics[f"{kind}/{split}_{what}"]
-                if not metric.update_count:
-                    continue
-                value = metric.compute()  # synced over ranks by torchmetrics
-                metric.reset()
-                pl_module.log(f"online/{kind}/{split}_{what}", value, on_step=False, on_epoch=True)
-                if kind == self.primary:
-                    pl_module.log(
-                        f"online_{split}_{what}", value, on_step=False, on_epoch=True,
-                        prog_bar=(split == "val" and what == "acc"),
-                    )
+        for key, metric in self._metrics.items():
+            kind, what = key.split("/")
+            if not what.startswith(split + "_") or not metric.update_count:
+                continue
+            value = metric.compute()  # synced over ranks by torchmetrics
+            metric.reset()
+            pl_module.log(f"{self.prefix}/{key}", value, on_step=False, on_epoch=True)
+            if kind == self.primary and not self.name and not what.endswith("_top5"):
+                pl_module.log(f"online_{what}", value, on_step=False, on_epoch=True, prog_bar=(what == "val_acc"))
 
     # -- checkpointing -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -308,6 +346,17 @@ class SSLOnlineEvaluator(Callback):
         else:
             self._apply_state(state_dict)
 
+    def _load_from_checkpoint(self, path: str) -> None:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoint.get("callbacks", {}).get(self.state_key)
+        if state:
+            self._apply_state(state)
+        else:
+            rank_zero_warn(
+                f"SSLOnlineEvaluator: '{path}' holds no probe state for {self.state_key}; the probes are "
+                "untrained, so online accuracies are meaningless in this run."
+            )
+
     def _apply_state(self, state: dict[str, Any]) -> None:
         assert self.probes is not None
         saved = set(state["optimizers"])
@@ -317,6 +366,12 @@ class SSLOnlineEvaluator(Callback):
                 f"{sorted(self.probe_kinds)}; loading the probes both have."
             )
         own = self.probes.state_dict()
-        self.probes.load_state_dict({k: v for k, v in state["probes"].items() if k in own}, strict=False)
+        try:
+            self.probes.load_state_dict({k: v for k, v in state["probes"].items() if k in own}, strict=False)
+        except RuntimeError as err:
+            raise InvalidInputError(
+                f"SSLOnlineEvaluator: the checkpoint's probes do not fit this run (z_dim={self.z_dim}, "
+                f"num_classes={self.num_classes}): {err}"
+            ) from None
         for kind in saved & set(self.probe_kinds):
             self.optimizers[kind].load_state_dict(state["optimizers"][kind])

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sslkit.data.datasets import TransformedDataset
+from sslkit.dist import is_distributed
 from sslkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RECIPES, eval_transform, make_views
 from sslkit.errors import InvalidInputError
 
@@ -109,12 +111,19 @@ class SSLDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits[2])
 
+    def train_eval_dataloader(self) -> DataLoader:
+        """Clean (un-augmented) images of the *training* split, e.g. for a kNN monitor's bank."""
+        return self._eval_loader(self.splits[0])
+
     # -- helpers -------------------------------------------------------------------------------
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
-        transform = eval_transform(self.image_size, self.mean, self.std)
-        return self._loader(TransformedDataset(dataset, transform), shuffle=False, drop_last=False)
+        dataset = TransformedDataset(dataset, eval_transform(self.image_size, self.mean, self.std))
+        # Under DDP, Lightning's default sampler pads the last shard with repeated
+        # samples, which accuracies would count twice; this one shards without padding.
+        sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if is_distributed() else None
+        return self._loader(dataset, shuffle=False, drop_last=False, sampler=sampler)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler: Optional[Sampler] = None) -> DataLoader:
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0:
             kwargs["persistent_workers"] = True
@@ -125,5 +134,6 @@ class SSLDataModule(LightningDataModule):
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            sampler=sampler,
             **kwargs,
         )

@@ -10,18 +10,21 @@ from sslkit.errors import InvalidInputError
 Views = list[torch.Tensor]
 
 
-def _describe(obj: Any) -> str:
+def describe(obj: Any) -> str:
+    """A short description of a batch: types and tensor shapes."""
     if isinstance(obj, torch.Tensor):
         return f"Tensor{tuple(obj.shape)}"
+    if isinstance(obj, dict):
+        return "dict{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in list(obj.items())[:6]) + "}"
     if isinstance(obj, (list, tuple)):
-        return f"{type(obj).__name__}[{', '.join(_describe(o) for o in obj[:4])}{', ...' if len(obj) > 4 else ''}]"
+        return f"{type(obj).__name__}[{', '.join(describe(o) for o in obj[:4])}{', ...' if len(obj) > 4 else ''}]"
     return type(obj).__name__
 
 
 def _check_images(x: Any, what: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise InvalidInputError(
-            f"{what} must be an image tensor of shape (B, C, H, W), got {_describe(x)}. "
+            f"{what} must be an image tensor of shape (B, C, H, W), got {describe(x)}. "
             "Batch images with a DataLoader, and add a channel axis to grayscale images."
         )
     if not x.is_floating_point():
@@ -54,12 +57,12 @@ def split_train_batch(batch: Any, num_views: int) -> tuple[Views, Optional[torch
     elif isinstance(batch, (list, tuple)) and all(isinstance(v, torch.Tensor) and v.ndim == 4 for v in batch):
         views = list(batch)
     else:
-        raise InvalidInputError(f"{hint} Got {_describe(batch)}.")
+        raise InvalidInputError(f"{hint} Got {describe(batch)}.")
     if len(views) < num_views:
-        raise InvalidInputError(f"{hint} Got {len(views)} view(s): {_describe(views)}.")
+        raise InvalidInputError(f"{hint} Got {len(views)} view(s): {describe(views)}.")
     views = [_check_images(v, f"view {i}") for i, v in enumerate(views[:num_views])]
     if any(v.shape != views[0].shape for v in views):
-        raise InvalidInputError(f"{hint} The views have different shapes: {_describe(views)}.")
+        raise InvalidInputError(f"{hint} The views have different shapes: {describe(views)}.")
     return views, labels
 
 
@@ -76,5 +79,5 @@ def split_eval_batch(batch: Any) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         return _check_images(batch[0], "the images of an evaluation batch"), batch[1]
     raise InvalidInputError(
         "An evaluation batch must be `(images, labels)` or `images`, with images a (B, C, H, W) "
-        f"tensor of clean (un-augmented) images. Got {_describe(batch)}."
+        f"tensor of clean (un-augmented) images. Got {describe(batch)}."
     )
