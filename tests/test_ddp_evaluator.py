@@ -28,3 +28,14 @@ def test_probes_identical_on_every_rank_and_val_accuracy_equals_single_process(t
         assert two[1]["metrics"][key] == two[0]["metrics"][key]
     # Not trivially equal: the probes learned something in 20 steps.
     assert one[0]["metrics"]["online_val_acc"] > 0.15
+
+
+def test_single_process_checkpoint_resumes_under_ddp(tmp_path: Path) -> None:
+    ckpt = tmp_path / "single.ckpt"
+    single = launch({"devices": 1, "max_steps": 3, "save_ckpt": str(ckpt), "limit_val_batches": 0}, tmp_path / "a")
+    saved = torch.load(ckpt, weights_only=False)
+    assert not any(k.startswith("module.") for k in saved["state_dict"])  # no DDP prefixes either way
+    ranks = launch({"devices": 2, "max_steps": 5, "ckpt_path": str(ckpt), "limit_val_batches": 0}, tmp_path / "b")
+    for key, value in ranks[0]["probes"].items():
+        assert torch.equal(value, ranks[1]["probes"][key]), key
+        assert not torch.equal(value, single[0]["probes"][key]) or "running" in key or "num_batches" in key
