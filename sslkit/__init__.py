@@ -20,6 +20,7 @@ _EXPORTS = {
     "SimCLR": "sslkit.methods",
     "BYOL": "sslkit.methods",
     "SSLOnlineEvaluator": "sslkit.callbacks",
+    "KNNOnlineEvaluator": "sslkit.callbacks",
     "create_backbone": "sslkit.backbones",
     "list_backbones": "sslkit.backbones",
     "NTXentLoss": "sslkit.losses",

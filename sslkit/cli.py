@@ -16,7 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
 from sslkit.backbones import check_backbone_name
-from sslkit.callbacks import RunArtifacts, SSLOnlineEvaluator
+from sslkit.callbacks import KNNOnlineEvaluator, RunArtifacts, SSLOnlineEvaluator
 from sslkit.data import SSLDataModule
 from sslkit.errors import DataNotFoundError, InvalidInputError, UserInputError
 from sslkit.methods import SSLMethod
@@ -114,6 +114,7 @@ class SSLKitCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(SSLOnlineEvaluator, "evaluator")
+        parser.add_lightning_class_args(KNNOnlineEvaluator, "knn")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(RunArtifacts, "artifacts")
         parser.set_defaults(

@@ -85,3 +85,26 @@ def all_reduce_mean_(tensors: Iterable[torch.Tensor]) -> None:
         if t.is_floating_point():
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
             t.div_(n)
+
+
+@torch.no_grad()
+def gather_variable(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from all ranks along dim 0 when ranks hold different numbers of rows (no gradients).
+
+    Shapes: ``(B_r, *) -> (sum_r B_r, *)``, rank 0's rows first.
+
+    >>> gather_variable(torch.ones(3, 2)).shape  # single process: identity
+    torch.Size([3, 2])
+    """
+    if not is_distributed():
+        return x
+    n = dist.get_world_size()
+    size = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(size) for _ in range(n)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in range(n)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes)])

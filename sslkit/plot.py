@@ -10,14 +10,15 @@ from pathlib import Path
 from sslkit.io import PathLike, atomic_write
 from sslkit.errors import InvalidInputError
 
-_PROBE_KEY = re.compile(r"^online/(?P<probe>[^/]+)/val_acc$")
+_PROBE_KEY = re.compile(r"^online/(?P<probe>[^/]+)/val_acc$|^online_(?P<monitor>knn)_acc$")
 
 
 def read_probe_curves(metrics_csv: PathLike) -> dict[str, list[tuple[int, float]]]:
     """``{probe: [(epoch, val_acc), ...]}`` from a CSVLogger ``metrics.csv``.
 
     Reads the ``online/<probe>/val_acc`` columns that
-    :class:`~sslkit.callbacks.SSLOnlineEvaluator` logs.
+    :class:`~sslkit.callbacks.SSLOnlineEvaluator` logs, and ``online_knn_acc``
+    of :class:`~sslkit.callbacks.KNNOnlineEvaluator` (as probe ``knn``).
     """
     curves: dict[str, dict[int, float]] = defaultdict(dict)
     with open(metrics_csv, newline="") as f:
@@ -26,7 +27,7 @@ def read_probe_curves(metrics_csv: PathLike) -> dict[str, list[tuple[int, float]
             for key, value in row.items():
                 m = _PROBE_KEY.match(key or "")
                 if m and value not in ("", None) and epoch not in ("", None):
-                    curves[m["probe"]][int(float(epoch))] = float(value)
+                    curves[m["probe"] or m["monitor"]][int(float(epoch))] = float(value)
     return {probe: sorted(points.items()) for probe, points in curves.items()}
 
 

@@ -31,7 +31,7 @@ def test_default_fit_writes_a_complete_run_folder(tmp_path: Path) -> None:
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
     header = (run / "metrics.csv").read_text().splitlines()[0]
-    assert "online_val_acc" in header and "online/mlp/val_acc" in header and "train_loss_epoch" in header
+    assert {"online_val_acc", "online/mlp/val_acc", "online_knn_acc", "train_loss_epoch"} <= set(header.split(","))
     assert (run / "probe_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The exported encoder is the best checkpoint's backbone, bit for bit.

@@ -23,11 +23,11 @@ def test_probes_identical_on_every_rank_and_val_accuracy_equals_single_process(t
     # 2 ranks must count each image exactly once, like a single process.
     two = launch({"devices": 2, "mode": "validate", "ckpt_path": str(ckpt)}, tmp_path / "val2")
     one = launch({"devices": 1, "mode": "validate", "ckpt_path": str(ckpt)}, tmp_path / "val1")
-    for key in ("online_val_acc", "online/mlp/val_acc", "online/linear/val_top5", "online_val_loss"):
+    for key in ("online_val_acc", "online/mlp/val_acc", "online/linear/val_top5", "online_val_loss", "online_knn_acc"):
         assert two[0]["metrics"][key] == pytest.approx(one[0]["metrics"][key], abs=1e-6), key
         assert two[1]["metrics"][key] == two[0]["metrics"][key]
     # Not trivially equal: the probes learned something in 20 steps.
-    assert one[0]["metrics"]["online_val_acc"] > 0.15
+    assert one[0]["metrics"]["online_val_acc"] > 0.15 and one[0]["metrics"]["online_knn_acc"] > 0.3
 
 
 def test_single_process_checkpoint_resumes_under_ddp(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Iterator, Optional
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from sslkit.dist import rank, world_size
 from sslkit.errors import InvalidInputError
@@ -70,7 +71,15 @@ def step_features(
 
 
 def shard(loader: Any) -> Iterator[Any]:
-    """This rank's batches of a loader that Lightning does not shard: every ``world_size``-th batch."""
+    """This rank's batches of a loader that Lightning does not shard.
+
+    A loader whose sampler is already a ``DistributedSampler`` (e.g. sslkit's
+    clean-image loaders under DDP) is iterated as is; any other gives every
+    ``world_size``-th batch.
+    """
+    if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        yield from loader
+        return
     r, n = rank(), world_size()
     for i, batch in enumerate(loader):
         if i % n == r:

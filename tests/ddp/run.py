@@ -16,7 +16,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from sslkit.callbacks import SSLOnlineEvaluator
+from sslkit.callbacks import KNNOnlineEvaluator, SSLOnlineEvaluator
 from sslkit.data import DigitsDataModule
 from sslkit.methods import BYOL, SimCLR
 
@@ -45,7 +45,7 @@ def main(cfg: dict[str, Any]) -> None:
         limit_val_batches=cfg.get("limit_val_batches", 1.0),
         val_check_interval=cfg.get("val_check_interval"),
         sync_batchnorm=cfg.get("sync_batchnorm", False),
-        callbacks=[evaluator],
+        callbacks=[evaluator, KNNOnlineEvaluator(k=20, chunk_size=256)],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
