@@ -9,6 +9,7 @@ callback metrics, and the module's state dict. Used by tests/test_ddp*.py.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ import lightning.pytorch as pl
 import torch
 
 from sslkit.callbacks import KNNOnlineEvaluator, SSLOnlineEvaluator
-from sslkit.data import DigitsDataModule
+from sslkit.data import DigitsDataModule, eval_transform
+from sslkit.data.datasets import TransformedDataset
 from sslkit.methods import BYOL, SimCLR
 
 torch.set_num_threads(1)
@@ -25,12 +27,67 @@ torch.set_num_threads(1)
 
 def build(cfg: dict[str, Any]) -> tuple[pl.LightningModule, DigitsDataModule, SSLOnlineEvaluator]:
     common = dict(backbone="small_cnn", backbone_kwargs={"width": 8}, proj_hidden_dim=32, proj_dim=16,
-                  optimizer="adamw", lr=1e-3, warmup_steps=0)
+                  optimizer=cfg.get("optimizer", "adamw"), lr=cfg.get("lr", 1e-3), warmup_steps=0)
     model = BYOL(pred_hidden_dim=32, **common) if cfg.get("method") == "byol" else SimCLR(**common)
     dm = DigitsDataModule(
         batch_size=cfg.get("batch_size", 32), num_workers=0, image_size=16, val_fraction=cfg.get("val_fraction", 0.0995)
     )
-    return model, dm, SSLOnlineEvaluator()
+    return model, dm, SSLOnlineEvaluator(num_classes=10)
+
+
+class FixedViews(torch.utils.data.Dataset):
+    """Two deterministic views (no RNG) of clean images: runs differ only by how they compute."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> Any:
+        x, y = self.base[i]
+        return [x, x.flip(-1)], y
+
+
+class RankOrderSampler(torch.utils.data.Sampler):
+    """Single-process order that reproduces 2-rank DDP micro-batches: per step, rank 0's
+    indices (0, 2, 4, ...) then rank 1's (1, 3, 5, ...), as DistributedSampler(shuffle=False) deals them."""
+
+    def __init__(self, n: int, batch: int, world: int = 2) -> None:
+        self.n, self.batch, self.world = n, batch, world
+
+    def __len__(self) -> int:
+        return (self.n // (self.batch * self.world)) * self.batch * self.world
+
+    def __iter__(self) -> Any:
+        for step in range(self.n // (self.batch * self.world)):
+            start = step * self.batch * self.world
+            for r in range(self.world):
+                yield from range(start + r, start + self.batch * self.world, self.world)
+
+
+def train_loader(dm: DigitsDataModule, cfg: dict[str, Any]) -> Any:
+    dm.setup()
+    views = FixedViews(TransformedDataset(dm.splits[0], eval_transform(dm.image_size, dm.mean, dm.std)))
+    batch = cfg.get("batch_size", 32)
+    sampler: Any = None
+    if cfg.get("rank_order"):
+        sampler = RankOrderSampler(len(views), batch)
+    elif cfg.get("devices", 1) > 1:  # Lightning would shuffle; deal indices like DistributedSampler(shuffle=False)
+        sampler = torch.utils.data.DistributedSampler(
+            views, num_replicas=cfg["devices"], rank=int(os.environ.get("LOCAL_RANK", 0)), shuffle=False
+        )
+    return torch.utils.data.DataLoader(views, batch_size=batch, sampler=sampler, shuffle=False, drop_last=True)
+
+
+class BatchRecorder(pl.Callback):
+    """Keeps the labels of each training batch, to check which samples each rank saw."""
+
+    def __init__(self) -> None:
+        self.labels: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self.labels.append(batch[1].tolist())
 
 
 def main(cfg: dict[str, Any]) -> None:
@@ -45,7 +102,8 @@ def main(cfg: dict[str, Any]) -> None:
         limit_val_batches=cfg.get("limit_val_batches", 1.0),
         val_check_interval=cfg.get("val_check_interval"),
         sync_batchnorm=cfg.get("sync_batchnorm", False),
-        callbacks=[evaluator, KNNOnlineEvaluator(k=20, chunk_size=256)],
+        accumulate_grad_batches=cfg.get("accumulate_grad_batches", 1),
+        callbacks=[evaluator, KNNOnlineEvaluator(k=20, chunk_size=256, num_classes=10), recorder := BatchRecorder()],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -54,7 +112,10 @@ def main(cfg: dict[str, Any]) -> None:
         default_root_dir=cfg["out"],
     )
     if cfg.get("mode", "fit") == "fit":
-        trainer.fit(model, dm, ckpt_path=cfg.get("ckpt_path"))
+        if cfg.get("fixed_views"):
+            trainer.fit(model, train_loader(dm, cfg), dm.val_dataloader(), ckpt_path=cfg.get("ckpt_path"))
+        else:
+            trainer.fit(model, dm, ckpt_path=cfg.get("ckpt_path"))
         if cfg.get("save_ckpt"):
             trainer.save_checkpoint(cfg["save_ckpt"])
     else:
@@ -64,6 +125,7 @@ def main(cfg: dict[str, Any]) -> None:
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "model": model.state_dict(),
         "world_size": trainer.world_size,
+        "batch_labels": recorder.labels,
     }
     torch.save(out, Path(cfg["out"]) / f"rank{trainer.global_rank}.pt")
 
