@@ -41,8 +41,8 @@ class SSLOnlineEvaluator(Callback):
     ``world_size``-th batch of these loaders.
 
     Logged, per probe ``<p>`` (``<prefix>`` is ``online``, or ``online/<name>``):
-    ``<prefix>/<p>/{train,val,test}_{acc,loss}`` and ``..._top5`` (at least 5
-    classes). The first probe is primary: an unnamed evaluator also logs
+    ``<prefix>/<p>/{train,val,test}_{acc,loss}`` and ``{val,test}_top5`` (at
+    least 5 classes). The first probe is primary: an unnamed evaluator also logs
     lightning-bolts' keys ``online_train_acc``, ``online_train_loss``,
     ``online_val_acc`` (in the progress bar) and ``online_val_loss``.
     Accuracies are epoch values over all ranks' samples (torchmetrics);
@@ -179,12 +179,13 @@ class SSLOnlineEvaluator(Callback):
             )
         self.probes.to(pl_module.device)
         self.optimizers = {kind: self._make_optimizer(probe) for kind, probe in self.probes.items()}
-        whats = ("acc", "top5", "loss") if self.num_classes >= 5 else ("acc", "loss")
+        # Top-5 for evaluation only: it costs a top-k per training step and says little there.
         self._metrics = {
             f"{kind}/{split}_{what}": self._make_metric(what).to(pl_module.device)
             for kind in self.probe_kinds
             for split in SPLITS
-            for what in whats
+            for what in ("acc", "top5", "loss")
+            if what != "top5" or (self.num_classes >= 5 and split != "train")
         }
 
     def _make_optimizer(self, probe: nn.Module) -> torch.optim.Optimizer:
@@ -192,12 +193,19 @@ class SSLOnlineEvaluator(Callback):
         if self.optimizer_name == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
-        return cls(params, lr=self.lr, weight_decay=self.weight_decay)
+        params = list(params)
+        try:  # the fused kernel is the cheapest step (CUDA; CPU since torch 2.4)
+            return cls(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
+        except RuntimeError:
+            return cls(params, lr=self.lr, weight_decay=self.weight_decay)
 
     def _make_metric(self, what: str) -> Metric:
         if what == "loss":
             return MeanMetric()
-        return MulticlassAccuracy(num_classes=self.num_classes, top_k=5 if what == "top5" else 1, average="micro")
+        # Labels are checked once in _prepare; torchmetrics' own checks would cost a sync per update.
+        return MulticlassAccuracy(
+            num_classes=self.num_classes, top_k=5 if what == "top5" else 1, average="micro", validate_args=False
+        )
 
     # -- inputs --------------------------------------------------------------------------------
     def _prepare(
@@ -216,14 +224,18 @@ class SSLOnlineEvaluator(Callback):
                 "SSLOnlineEvaluator: labels must be a 1-D integer tensor of class indices (-1 = unlabelled), "
                 f"got {getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}."
             )
-        labels = labels.to(features.device)
-        keep = labels >= 0
-        if bool((labels[keep] >= self.num_classes).any()):
+        labels = labels.to(features.device).long()
+        # One host sync per batch for both checks; boolean indexing only when needed.
+        low, high = torch.aminmax(labels)
+        if int(high) >= self.num_classes:
             raise InvalidInputError(
                 f"SSLOnlineEvaluator: labels must lie in [0, num_classes={self.num_classes}); got a label "
-                f"{int(labels.max())}. Set num_classes to the number of classes in your data."
+                f"{int(high)}. Set num_classes to the number of classes in your data."
             )
-        return features[keep], labels[keep].long()
+        if int(low) >= 0:
+            return features, labels
+        keep = labels >= 0
+        return features[keep], labels[keep]
 
     def _train_batch(self, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> Any:
         if self.probe_train_loader is None:
