@@ -85,6 +85,8 @@ def test_early_stopping_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         (["--data", "cifar11"], "Unknown dataset 'cifar11' for --data. Did you mean: cifar10"),
         (["--data", "imagefolder", "--data.root", "/no/such/dir"], "Image folder '/no/such/dir' does not exist"),
         (["--data.batch_size", "5000"], "batch_size 5000 is larger than the training set"),
+        (["--data.batch_size", "1"], "A per-device batch of 1 cannot train BatchNorm layers"),
+        (["--trainer.sync_batchnorm", "true"], "--trainer.sync_batchnorm true needs GPUs"),
     ],
 )
 def test_bad_input_gets_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -33,3 +33,12 @@ def test_byol_ddp_equals_single_process_with_the_same_micro_batches(tmp_path: Pa
     # The run moved the target away from its initial copy of the online network.
     assert not torch.equal(single[0]["model"]["target_backbone.features.0.weight"],
                            single[0]["model"]["backbone.features.0.weight"])
+
+
+def test_a_crashed_rank_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(AssertionError, match="deliberate crash on rank 1|timed out"):
+        launch({"devices": 2, "max_steps": 5, "limit_val_batches": 0, "crash_rank": 1}, tmp_path, timeout=90)
+    assert time.monotonic() - start < 120

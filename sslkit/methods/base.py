@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Optional
 
 import torch
 from lightning.pytorch import LightningModule
+from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from sslkit.backbones import create_backbone
@@ -118,7 +119,25 @@ class SSLMethod(LightningModule):
         sched = LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total, hp.final_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def on_fit_start(self) -> None:
+        self._check_batch_layout()
+
     # -- helpers -------------------------------------------------------------------------
+    def _check_batch_layout(self) -> None:
+        """Fail early, with the fix, on set-ups that would fail deep inside torch or train badly."""
+        has_sync_bn = any(isinstance(m, nn.SyncBatchNorm) for m in self.modules())
+        if has_sync_bn and self.device.type == "cpu":
+            raise InvalidInputError(
+                "--trainer.sync_batchnorm true needs GPUs: torch has no SyncBatchNorm for CPU tensors. "
+                "Drop the flag on CPU (each process then normalises with its own batch statistics)."
+            )
+        batch = getattr(self.trainer.datamodule, "batch_size", None)
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+        if batch is not None and batch < 2 and has_bn:
+            raise InvalidInputError(
+                f"A per-device batch of {batch} cannot train BatchNorm layers (they need 2 or more samples). "
+                "Raise --data.batch_size or run on fewer devices."
+            )
     @property
     def total_steps(self) -> int:
         """Optimizer steps of the whole fit (gradient accumulation and ``max_steps`` included)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from sslkit.heads import mlp
 from sslkit.losses import NTXentLoss
@@ -46,6 +47,19 @@ class SimCLR(SSLMethod):
         super().__init__(backbone=backbone, backbone_kwargs=backbone_kwargs, **kwargs)
         self.projector = mlp(self.num_features, proj_hidden_dim, proj_dim)
         self.criterion = NTXentLoss(temperature=temperature, gather_distributed=True)
+
+    #: Below this global batch NT-Xent has too few negatives to learn well (the paper uses 256-8192).
+    min_global_batch: int = 32
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        batch = getattr(self.trainer.datamodule, "batch_size", None)
+        if batch is not None and batch * self.trainer.world_size < self.min_global_batch:
+            rank_zero_warn(
+                f"SimCLR: a global batch of {batch * self.trainer.world_size} gives NT-Xent only "
+                f"{2 * batch * self.trainer.world_size - 2} negatives per anchor; results suffer below "
+                f"{self.min_global_batch}. Raise --data.batch_size (negatives are gathered from all devices)."
+            )
 
     def ssl_loss(self, views: Views) -> tuple[torch.Tensor, torch.Tensor]:
         n = views[0].shape[0]

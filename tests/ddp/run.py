@@ -81,12 +81,16 @@ def train_loader(dm: DigitsDataModule, cfg: dict[str, Any]) -> Any:
 
 
 class BatchRecorder(pl.Callback):
-    """Keeps the labels of each training batch, to check which samples each rank saw."""
+    """Keeps the labels of each training batch, to check which samples each rank saw;
+    with ``crash_rank`` it makes that rank fail at its second step."""
 
-    def __init__(self) -> None:
+    def __init__(self, crash_rank: int = -1) -> None:
         self.labels: list[list[int]] = []
+        self.crash_rank = crash_rank
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_rank == self.crash_rank and batch_idx == 1:
+            raise RuntimeError(f"deliberate crash on rank {self.crash_rank}")
         self.labels.append(batch[1].tolist())
 
 
@@ -103,7 +107,7 @@ def main(cfg: dict[str, Any]) -> None:
         val_check_interval=cfg.get("val_check_interval"),
         sync_batchnorm=cfg.get("sync_batchnorm", False),
         accumulate_grad_batches=cfg.get("accumulate_grad_batches", 1),
-        callbacks=[evaluator, KNNOnlineEvaluator(k=20, chunk_size=256, num_classes=10), recorder := BatchRecorder()],
+        callbacks=[evaluator, KNNOnlineEvaluator(k=20, chunk_size=256, num_classes=10), recorder := BatchRecorder(cfg.get("crash_rank", -1))],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
