@@ -35,3 +35,20 @@ def tiny_digits() -> Any:
     from sslkit.data import DigitsDataModule
 
     return DigitsDataModule(batch_size=64, num_workers=0, image_size=16)
+
+
+class FixedViews(torch.utils.data.Dataset):
+    """Deterministic views (no RNG) of ``(image, label)`` items: ``[x, flipped x]``, plus ``x`` again
+    as a pl_bolts-style evaluation view with ``eval_view=True``. Runs on such data differ only by
+    how they compute, which is what resume and DDP tests compare."""
+
+    def __init__(self, base: Any, eval_view: bool = False) -> None:
+        self.base = base
+        self.eval_view = eval_view
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> Any:
+        x, y = self.base[i]
+        return [x, x.flip(-1)] + ([x] if self.eval_view else []), y

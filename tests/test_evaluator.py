@@ -11,7 +11,7 @@ from lightning.pytorch import Callback, Trainer
 
 from sslkit.callbacks import SSLOnlineEvaluator
 from sslkit.methods import SimCLR
-from tests.conftest import TINY_BACKBONE, trainer_kwargs
+from tests.conftest import TINY_BACKBONE, FixedViews, trainer_kwargs
 
 HEADS = {"proj_hidden_dim": 16, "proj_dim": 8}
 
@@ -129,27 +129,13 @@ def test_validate_from_checkpoint_restores_the_probes(tiny_digits: Any, tmp_path
     assert result[0]["online_val_acc"] == pytest.approx(fitted, abs=1e-6)
 
 
-class _FixedViews(torch.utils.data.Dataset):
-    """Deterministic two-view batches (no RNG), so runs differ only by what is checkpointed."""
-
-    def __init__(self, base: Any) -> None:
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> Any:
-        x, y = self.base[i]
-        return [x, x.flip(-1)], y
-
-
 def _fit(dm: Any, epochs: int, callbacks: list[Any], ckpt_path: Any = None, **kw: Any) -> Any:
     import lightning.pytorch as pl
 
     pl.seed_everything(0)
     dm.setup()
     val = dm.val_dataloader()
-    train = torch.utils.data.DataLoader(_FixedViews(val.dataset), batch_size=32, drop_last=True)
+    train = torch.utils.data.DataLoader(FixedViews(val.dataset), batch_size=32, drop_last=True)
     model = SimCLR(**TINY_BACKBONE, **HEADS, optimizer="adamw", lr=1e-3, warmup_epochs=0)
     trainer = Trainer(**trainer_kwargs(max_epochs=epochs, limit_train_batches=4, limit_val_batches=2,
                                        callbacks=callbacks, **kw))
@@ -220,20 +206,9 @@ def test_fallback_forward_for_modules_outside_the_contract(tiny_digits: Any) -> 
         def configure_optimizers(self) -> Any:
             return torch.optim.Adam(self.parameters(), lr=1e-3)
 
-    class ThreeViews(torch.utils.data.Dataset):
-        def __init__(self, base: Any) -> None:
-            self.base = base
-
-        def __len__(self) -> int:
-            return len(self.base)
-
-        def __getitem__(self, i: int) -> Any:
-            x, y = self.base[i]
-            return (x, x.flip(-1), x), y
-
     tiny_digits.setup()
     val = tiny_digits.val_dataloader()
-    train = torch.utils.data.DataLoader(ThreeViews(val.dataset), batch_size=16, drop_last=True)
+    train = torch.utils.data.DataLoader(FixedViews(val.dataset, eval_view=True), batch_size=16, drop_last=True)
     module = BoltsStyle()
     evaluator = SSLOnlineEvaluator(z_dim=64, num_classes=10)
     trainer = Trainer(**trainer_kwargs(max_steps=3, limit_val_batches=2, val_check_interval=3, callbacks=[evaluator]))

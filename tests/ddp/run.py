@@ -21,6 +21,7 @@ from sslkit.callbacks import KNNOnlineEvaluator, SSLOnlineEvaluator
 from sslkit.data import DigitsDataModule, eval_transform
 from sslkit.data.datasets import TransformedDataset
 from sslkit.methods import BYOL, SimCLR
+from tests.conftest import FixedViews
 
 torch.set_num_threads(1)
 
@@ -33,20 +34,6 @@ def build(cfg: dict[str, Any]) -> tuple[pl.LightningModule, DigitsDataModule, SS
         batch_size=cfg.get("batch_size", 32), num_workers=0, image_size=16, val_fraction=cfg.get("val_fraction", 0.0995)
     )
     return model, dm, SSLOnlineEvaluator(num_classes=10)
-
-
-class FixedViews(torch.utils.data.Dataset):
-    """Two deterministic views (no RNG) of clean images: runs differ only by how they compute."""
-
-    def __init__(self, base: Any) -> None:
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> Any:
-        x, y = self.base[i]
-        return [x, x.flip(-1)], y
 
 
 class RankOrderSampler(torch.utils.data.Sampler):
