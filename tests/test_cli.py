@@ -134,3 +134,20 @@ def test_ckpt_path_last_resumes_the_newest_run(tmp_path: Path, monkeypatch: pyte
 def test_ckpt_path_last_without_a_run(tmp_path: Path) -> None:
     res = run_cli(["fit", "--ckpt_path", "last", *FAST], tmp_path)
     assert res.returncode == 2 and "no last.ckpt under 'runs/sslkit'" in res.stderr
+
+
+def test_default_config_file_matches_the_built_in_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    def printed(args: list[str]) -> dict:
+        with pytest.raises(SystemExit):
+            main(["fit", *args, "--print_config"])
+        return yaml.safe_load(capsys.readouterr().out)
+
+    default = printed([])
+    written = printed(["--config", str(Path(__file__).parents[1] / "configs" / "simclr_digits.yaml")])
+    for key in ("model", "data"):
+        assert written[key]["init_args"] == default[key]["init_args"], key
+        assert written[key]["class_path"].rsplit(".", 1)[1] == default[key]["class_path"].rsplit(".", 1)[1]
+    assert written["seed_everything"] == default["seed_everything"]
+    assert written["trainer"]["max_epochs"] == default["trainer"]["max_epochs"]
