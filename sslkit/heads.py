@@ -52,10 +52,10 @@ def probe_head(
 ) -> nn.Sequential:
     """A classifier on frozen features: linear when ``hidden_dim`` is None, else a 1-hidden-layer MLP.
 
-    The input first goes through an affine-free BatchNorm, which standardises
-    the features (as in MAE's linear probing). In eval mode it is a fixed affine
-    map, so the linear probe stays linear, but it makes the probe insensitive to
-    the feature scale, which drifts while the encoder trains.
+    :class:`~sslkit.callbacks.SSLOnlineEvaluator` feeds it standardised features
+    (one shared affine-free BatchNorm, as in MAE's linear probing), so the
+    linear probe stays linear and is insensitive to the feature scale, which
+    drifts while the encoder trains.
 
     Shapes: ``(B, in_dim) -> (B, num_classes)``.
 
@@ -63,7 +63,7 @@ def probe_head(
     >>> probe_head(16, 10)(torch.randn(4, 16)).shape
     torch.Size([4, 10])
     """
-    layers: list[nn.Module] = [nn.BatchNorm1d(in_dim, affine=False)]
+    layers: list[nn.Module] = []
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     if hidden_dim is None:

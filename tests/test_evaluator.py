@@ -46,7 +46,7 @@ def test_default_probes_and_dimensions_come_from_module_and_datamodule() -> None
     evaluator = SSLOnlineEvaluator()
     _setup(evaluator, model, num_classes=7)
     assert (evaluator.z_dim, evaluator.num_classes) == (model.num_features, 7)
-    assert list(evaluator.probes) == ["linear", "mlp"] and evaluator.primary == "linear"
+    assert list(evaluator.probes) == ["linear", "mlp", "norm"] and evaluator.primary == "linear"
 
 
 def test_probe_initialisation_is_seeded_and_leaves_global_rng_alone() -> None:
@@ -174,7 +174,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_digits: Any, tmp_path: Any) -
     # A resume that lost the probe state would differ: a fresh evaluator's probes are not the trained ones.
     fresh = SSLOnlineEvaluator()
     _setup(fresh, model_b)
-    assert not torch.equal(fresh.probes["linear"][1].weight, resumed.probes["linear"][1].weight)
+    assert not torch.equal(fresh.probes["linear"][-1].weight, resumed.probes["linear"][-1].weight)
 
 
 def test_fallback_forward_for_modules_outside_the_contract(tiny_digits: Any) -> None:

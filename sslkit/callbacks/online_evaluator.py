@@ -59,7 +59,8 @@ class SSLOnlineEvaluator(Callback):
     Args:
         z_dim: feature width; defaults to the module's ``num_features``.
         num_classes: defaults to the datamodule's ``num_classes``.
-        hidden_dim: hidden width of the ``mlp`` probe.
+        hidden_dim: hidden width of the ``mlp`` probe; default ``z_dim`` (the probe's cost
+            grows with it, and wider bought no accuracy on digits).
         drop_p: dropout on the probe input (bolts' default was 0.2).
         probes: probe kinds to fit, from ``linear`` and ``mlp``; the first is primary.
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
@@ -83,7 +84,7 @@ class SSLOnlineEvaluator(Callback):
         self,
         z_dim: Optional[int] = None,
         num_classes: Optional[int] = None,
-        hidden_dim: int = 512,
+        hidden_dim: Optional[int] = None,
         drop_p: float = 0.0,
         probes: Sequence[str] = PROBE_KINDS,
         optimizer: str = "adam",
@@ -172,13 +173,17 @@ class SSLOnlineEvaluator(Callback):
             self.probes = nn.ModuleDict(
                 {
                     kind: probe_head(
-                        self.z_dim, self.num_classes, self.hidden_dim if kind == "mlp" else None, self.drop_p
+                        self.z_dim, self.num_classes, (self.hidden_dim or self.z_dim) if kind == "mlp" else None,
+                        self.drop_p,
                     )
                     for kind in self.probe_kinds
                 }
             )
+        # One standardisation shared by all probes (computed once per batch); in eval
+        # mode it is a fixed affine map, so the linear probe stays linear.
+        self.probes["norm"] = nn.BatchNorm1d(self.z_dim, affine=False)
         self.probes.to(pl_module.device)
-        self.optimizers = {kind: self._make_optimizer(probe) for kind, probe in self.probes.items()}
+        self.optimizers = {kind: self._make_optimizer(self.probes[kind]) for kind in self.probe_kinds}
         # Top-5 for evaluation only: it costs a top-k per training step and says little there.
         self._metrics = {
             f"{kind}/{split}_{what}": self._make_metric(what).to(pl_module.device)
@@ -262,14 +267,20 @@ class SSLOnlineEvaluator(Callback):
         features, labels = prepared
         n = len(labels)
         # The probes train in float32 under any precision plugin.
-        with torch.enable_grad(), torch.autocast(device_type=features.device.type, enabled=False):
-            for kind, probe in self.probes.items():
-                probe.train()
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            norm = self.probes["norm"].train()
+            if n > 1:  # BatchNorm needs two samples; the collectives below run on every rank regardless
+                with torch.no_grad():
+                    features = norm(features)
+            all_reduce_mean_(norm.buffers())
+            for kind in self.probe_kinds:
+                probe = self.probes[kind].train()
                 opt = self.optimizers[kind]
                 opt.zero_grad(set_to_none=True)
-                if n > 1:  # BatchNorm needs two samples; the collectives below run on every rank regardless
-                    logits = probe(features)
-                    loss = F.cross_entropy(logits, labels)
+                if n > 1:
+                    with torch.enable_grad():
+                        logits = probe(features)
+                        loss = F.cross_entropy(logits, labels)
                     loss.backward()
                     self._update(kind, "train", logits.detach(), labels, loss.detach())
                 for p in probe.parameters():
@@ -299,9 +310,9 @@ class SSLOnlineEvaluator(Callback):
             return
         features, labels = prepared
         with torch.autocast(device_type=features.device.type, enabled=False):
-            for kind, probe in self.probes.items():
-                probe.eval()
-                logits = probe(features)
+            features = self.probes["norm"].eval()(features)
+            for kind in self.probe_kinds:
+                logits = self.probes[kind].eval()(features)
                 self._update(kind, split, logits, labels, F.cross_entropy(logits, labels))
 
     def _eval_batch(self, pl_module: LightningModule, outputs: Any, batch: Any, split: str) -> None:
