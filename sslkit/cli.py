@@ -20,6 +20,7 @@ from sslkit.callbacks import KNNOnlineEvaluator, RunArtifacts, SSLOnlineEvaluato
 from sslkit.data import SSLDataModule
 from sslkit.errors import DataNotFoundError, InvalidInputError, UserInputError
 from sslkit.methods import SSLMethod
+from sslkit.methods.base import SYNC_BN_ON_CPU
 
 MONITOR = "online_val_acc"
 
@@ -88,6 +89,14 @@ def resolve_aliases(argv: list[str]) -> list[str]:
     return out
 
 
+def _gpu_requested(accelerator: Any) -> bool:
+    if accelerator in ("gpu", "cuda", "mps"):
+        return True
+    import torch
+
+    return accelerator in (None, "auto") and torch.cuda.is_available()
+
+
 def find_last_checkpoint(config: Any) -> Path:
     """The newest ``last.ckpt`` of the runs under the configured logger's ``save_dir/name``.
 
@@ -141,6 +150,9 @@ class SSLKitCLI(LightningCLI):
         backbone = config.get("model", {}).get("init_args", {}).get("backbone")
         if isinstance(backbone, str):
             check_backbone_name(backbone)
+        trainer_cfg = config.get("trainer", {})
+        if trainer_cfg.get("sync_batchnorm") and not _gpu_requested(trainer_cfg.get("accelerator")):
+            raise InvalidInputError(SYNC_BN_ON_CPU)
         if config.get("ckpt_path") == "last":
             config["ckpt_path"] = str(find_last_checkpoint(config))
 

@@ -16,6 +16,10 @@ from sslkit.optim import LARS, decay_param_groups, warmup_cosine
 from sslkit.errors import InvalidInputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
+SYNC_BN_ON_CPU = (
+    "--trainer.sync_batchnorm true needs GPUs: torch has no SyncBatchNorm for CPU tensors. "
+    "Drop the flag on CPU (each process then normalises with its own batch statistics)."
+)
 
 
 class SSLMethod(LightningModule):
@@ -127,10 +131,7 @@ class SSLMethod(LightningModule):
         """Fail early, with the fix, on set-ups that would fail deep inside torch or train badly."""
         has_sync_bn = any(isinstance(m, nn.SyncBatchNorm) for m in self.modules())
         if has_sync_bn and self.device.type == "cpu":
-            raise InvalidInputError(
-                "--trainer.sync_batchnorm true needs GPUs: torch has no SyncBatchNorm for CPU tensors. "
-                "Drop the flag on CPU (each process then normalises with its own batch statistics)."
-            )
+            raise InvalidInputError(SYNC_BN_ON_CPU)
         batch = getattr(self.trainer.datamodule, "batch_size", None)
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
         if batch is not None and batch < 2 and has_bn:
