@@ -42,19 +42,19 @@ def synthetic_images(n: int, seed: int, classes: int = 10) -> tuple[torch.Tensor
 class SyntheticDataModule(SSLDataModule):
     num_classes = 10
 
-    def __init__(self, train_size: int = 50_000, **kwargs: Any) -> None:
+    def __init__(self, train_size: int = 50_000, val_size: int = 5_000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.train_size = train_size
+        self.train_size, self.val_size = train_size, val_size
 
     def load_splits(self) -> tuple[Dataset, Dataset, Dataset]:
-        val = ImageTensorDataset(*synthetic_images(5_000, seed=1))
+        val = ImageTensorDataset(*synthetic_images(self.val_size, seed=1))
         return ImageTensorDataset(*synthetic_images(self.train_size, seed=0)), val, val
 
 
 class Throughput(pl.Callback):
     """Images/s over training steps after a warm-up."""
 
-    def __init__(self, warmup: int = 20) -> None:
+    def __init__(self, warmup: int = 20) -> None:  # steps
         self.warmup, self.images, self.t0, self.seconds = warmup, 0, 0.0, 0.0
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
@@ -77,14 +77,17 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--precision", default="bf16-mixed")
     p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--train-size", type=int, default=50_000)
+    p.add_argument("--val-size", type=int, default=5_000)
     args = p.parse_args()
     pl.seed_everything(0)
     torch.backends.cudnn.benchmark = True
     model = SimCLR(backbone="resnet18", backbone_kwargs={"cifar_stem": True}, temperature=0.2,
                    optimizer="lars", lr=0.3 * args.batch / 256, warmup_steps=max(1, args.steps // 10))
     model = model.to(memory_format=torch.channels_last)
-    dm = SyntheticDataModule(batch_size=args.batch, num_workers=args.workers, pin_memory=True)
-    speed = Throughput()
+    dm = SyntheticDataModule(args.train_size, args.val_size, batch_size=args.batch, num_workers=args.workers,
+                             pin_memory=torch.cuda.is_available())
+    speed = Throughput(warmup=min(20, args.steps // 2))
     trainer = pl.Trainer(
         max_steps=args.steps, precision=args.precision, val_check_interval=args.steps, limit_val_batches=None,
         callbacks=[SSLOnlineEvaluator(), KNNOnlineEvaluator(k=20), speed], logger=False,
