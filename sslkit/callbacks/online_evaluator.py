@@ -231,13 +231,13 @@ class SSLOnlineEvaluator(Callback):
             )
         labels = labels.to(features.device).long()
         # One host sync per batch for both checks; boolean indexing only when needed.
-        low, high = torch.aminmax(labels)
-        if int(high) >= self.num_classes:
+        low, high = torch.stack(torch.aminmax(labels)).tolist()
+        if high >= self.num_classes:
             raise InvalidInputError(
                 f"SSLOnlineEvaluator: labels must lie in [0, num_classes={self.num_classes}); got a label "
-                f"{int(high)}. Set num_classes to the number of classes in your data."
+                f"{high}. Set num_classes to the number of classes in your data."
             )
-        if int(low) >= 0:
+        if low >= 0:
             return features, labels
         keep = labels >= 0
         return features[keep], labels[keep]
