@@ -62,7 +62,7 @@ class RunArtifacts(Callback):
         meta = encoder_metadata(
             dict(pl_module.hparams),
             method=type(pl_module).__name__,
-            num_features=int(getattr(pl_module, "num_features")),
+            num_features=int(pl_module.num_features),
             image_size=getattr(dm, "image_size", None),
             mean=getattr(dm, "mean", None),
             std=getattr(dm, "std", None),
