@@ -186,18 +186,39 @@ class SSLKitCLI(LightningCLI):
             rank_zero_info(line)
 
 
+OVERVIEW = """usage: sslkit COMMAND [options]   (sslkit COMMAND --help for the options of one)
+
+Pretraining (LightningCLI; --config FILE.yaml, --model, --data, --trainer.*):
+  fit           pretrain; no options: SimCLR on the bundled digits, with the online evaluator
+  validate      probe accuracy of a checkpoint (--ckpt_path)
+  test          the same on the test split
+
+Downstream (SOURCE: a run folder runs/sslkit/version_N, a .ckpt, or an export folder):
+  export        SOURCE --out DIR: the encoder as model.safetensors + sslkit.json
+  linear-eval   SOURCE: offline linear evaluation (--finetune: fine-tune encoder + head)
+  predict       SOURCE --out FILE.npy|.npz|.pt: embeddings and labels via predict_step
+  plot          SOURCE: probe_accuracy.png and embeddings.png (UMAP or t-SNE)"""
+
+
 def main(args: Optional[list[str]] = None) -> None:
     """Entry point of the ``sslkit`` console script.
 
     Errors in the user's input (:class:`~sslkit.errors.UserInputError`) are
     printed as one line, exit status 2.
     """
+    from sslkit.commands import COMMANDS
+
+    argv = sys.argv[1:] if args is None else list(args)
     try:
-        if args is None:  # LightningCLI warns when both argv and args are given
-            sys.argv[1:] = resolve_aliases(sys.argv[1:])
+        if argv[:1] in ([], ["-h"], ["--help"]):
+            print(OVERVIEW)
+        elif argv[0] in COMMANDS:
+            COMMANDS[argv[0]](resolve_aliases(argv[1:]))
+        elif args is None:  # LightningCLI warns when both argv and args are given
+            sys.argv[1:] = resolve_aliases(argv)
             _run_cli(None)
         else:
-            _run_cli(resolve_aliases(args))
+            _run_cli(resolve_aliases(argv))
     except UserInputError as err:
         print(f"sslkit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,11 +1,13 @@
-"""Crash-safe file writes: write a temporary file beside the target, then rename it over."""
+"""Crash-safe writes: a temporary file (or folder) beside the target, then a rename."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -34,3 +36,30 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
             os.remove(tmp)
         raise
     return path
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: PathLike) -> Iterator[Path]:
+    """Write several files into a hidden staging folder; move them into ``out_dir`` only on success.
+
+    An exception inside the ``with`` block removes the staging folder and leaves
+    ``out_dir`` exactly as it was, so a failed export never leaves half its files.
+    Each file is then moved with ``os.replace`` (atomic per file).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()) / "export"
+    >>> with staged_folder(d) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("a")
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.txt']
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield stage
+        out.mkdir(exist_ok=True)
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

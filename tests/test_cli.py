@@ -41,7 +41,7 @@ def test_default_fit_writes_a_complete_run_folder(tmp_path: Path) -> None:
     meta = json.loads((run / "encoder" / "sslkit.json").read_text())
     assert meta["backbone"] == "small_cnn" and meta["method"] == "SimCLR" and meta["input_size"] == [3, 32, 32]
     assert meta["checkpoint"].endswith(".ckpt") and "best-" in meta["checkpoint"]
-    encoder = load_encoder(run / "encoder")
+    encoder, _ = load_encoder(run / "encoder")
     module = SimCLR.load_from_checkpoint(meta["checkpoint"], map_location="cpu").eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from sslkit.export import backbone_state_dict, encoder_metadata, export_encoder
+from sslkit.checkpoints import run_info
+from sslkit.export import backbone_state_dict, encoder_metadata, export_checkpoint, export_encoder
 from sslkit.plot import plot_probe_curves
 
 
@@ -48,24 +48,22 @@ class RunArtifacts(Callback):
                 rank_zero_warn(f"RunArtifacts: no plot: {err}")
 
     def _export(self, trainer: Trainer, pl_module: LightningModule, out: Path) -> Path:
-        ckpt_cb = trainer.checkpoint_callback
-        best: Optional[str] = getattr(ckpt_cb, "best_model_path", None) or None
+        best: Optional[str] = getattr(trainer.checkpoint_callback, "best_model_path", None) or None
         if best:
-            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-            score = getattr(ckpt_cb, "best_model_score", None)
-            source = {"checkpoint": str(Path(best).resolve()), "monitor": getattr(ckpt_cb, "monitor", None),
-                      "probe_accuracy": float(score) if score is not None else None}
-        else:
-            state = pl_module.state_dict()
-            source = {"checkpoint": None, "monitor": None, "probe_accuracy": None}
-        dm = trainer.datamodule
+            return export_checkpoint(best, out)
+        # No checkpoint to read: export the weights in memory, described the same way.
+        info = run_info(pl_module)
         meta = encoder_metadata(
             dict(pl_module.hparams),
             method=type(pl_module).__name__,
             num_features=int(pl_module.num_features),
-            image_size=getattr(dm, "image_size", None),
-            mean=getattr(dm, "mean", None),
-            std=getattr(dm, "std", None),
-            **source,
+            image_size=info["image_size"],
+            mean=info["mean"],
+            std=info["std"],
+            data=info["data"],
+            num_classes=info["num_classes"],
+            checkpoint=None,
+            monitor=None,
+            probe_accuracy=None,
         )
-        return export_encoder(backbone_state_dict(state), meta, out)
+        return export_encoder(backbone_state_dict(pl_module.state_dict()), meta, out)

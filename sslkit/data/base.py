@@ -57,6 +57,8 @@ class SSLDataModule(LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
+        # Records the subclass's arguments too, so checkpoints can rebuild the datamodule.
+        self.save_hyperparameters()
         if views is not None and views not in RECIPES:
             raise InvalidInputError(f"Unknown views '{views}'. Choose one of: {', '.join(RECIPES)} (or leave unset).")
         self.batch_size: int = self.default_batch_size if batch_size is None else batch_size

@@ -59,3 +59,24 @@ class TransformedDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[Any, int]:
         image, label = self.base[i]
         return (self.transform(image) if self.transform is not None else image), label
+
+
+def sample_paths(dataset: Dataset) -> Optional[list[str]]:
+    """The file path of each item, in order, for datasets read from files (ImageFolder); else None.
+
+    Looks through :class:`TransformedDataset` and ``Subset`` wrappers.
+
+    >>> sample_paths(ImageTensorDataset(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), torch.zeros(1))) is None
+    True
+    """
+    from torch.utils.data import Subset
+
+    if isinstance(dataset, TransformedDataset):
+        return sample_paths(dataset.base)
+    if isinstance(dataset, Subset):
+        base = sample_paths(dataset.dataset)
+        return None if base is None else [base[i] for i in dataset.indices]
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and samples and isinstance(samples[0], tuple):
+        return [str(s[0]) for s in samples]
+    return None

@@ -6,7 +6,7 @@ and draws fresh random parameters per call, i.e. per sample and per view.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -113,20 +113,25 @@ def make_views(
 
 
 def eval_transform(
-    image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    image_size: Optional[int], mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None
 ) -> v2.Compose:
     """Clean images for validation, test and prediction: resize, centre crop, normalise.
+
+    ``image_size=None`` keeps the input size (no resize or crop); ``mean`` /
+    ``std`` default to ImageNet's.
 
     >>> eval_transform(16)(torch.zeros(3, 32, 40, dtype=torch.uint8)).shape
     torch.Size([3, 16, 16])
     """
+    resize: list[Any] = []
+    if image_size is not None:
+        resize = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
     return v2.Compose(
         [
             v2.ToImage(),
             v2.RGB(),
-            v2.Resize(image_size, antialias=True),
-            v2.CenterCrop(image_size),
+            *resize,
             v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(mean), list(std)),
+            v2.Normalize(list(mean or IMAGENET_MEAN), list(std or IMAGENET_STD)),
         ]
     )

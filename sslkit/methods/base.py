@@ -11,6 +11,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from sslkit.backbones import create_backbone
+from sslkit.checkpoints import CKPT_KEY, class_path, run_info
 from sslkit.methods.batches import Views, split_eval_batch, split_train_batch
 from sslkit.optim import LARS, decay_param_groups, warmup_cosine
 from sslkit.errors import InvalidInputError
@@ -125,6 +126,26 @@ class SSLMethod(LightningModule):
 
     def on_fit_start(self) -> None:
         self._check_batch_layout()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Method, data and preprocessing, so exports and `sslkit predict` need only the file.
+        checkpoint[CKPT_KEY] = run_info(self)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before the weights are loaded: name the mismatch instead of a wall of missing keys.
+        saved = checkpoint.get(CKPT_KEY, {}).get("method")
+        if saved is not None and saved != class_path(type(self)):
+            raise InvalidInputError(
+                f"This checkpoint was written by {saved}, not {class_path(type(self))}. Resume with the same "
+                "--model, or start a new run without --ckpt_path (export its encoder with `sslkit export`)."
+            )
+        hp = checkpoint.get("hyper_parameters", {})
+        for key in ("backbone", "backbone_kwargs"):
+            if key in hp and (hp[key] or None) != (self.hparams.get(key) or None):
+                raise InvalidInputError(
+                    f"The checkpoint's {key} is {hp[key]!r} but this model's is {self.hparams.get(key)!r}. "
+                    f"Resume with --model.init_args.{key} {hp[key]!r}, or start a new run without --ckpt_path."
+                )
 
     # -- helpers -------------------------------------------------------------------------
     def _check_batch_layout(self) -> None:

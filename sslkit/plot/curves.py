@@ -1,4 +1,4 @@
-"""Plots of a run's metrics."""
+"""Probe accuracy per epoch, from a run's metrics.csv."""
 
 from __future__ import annotations
 
