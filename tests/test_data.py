@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from sslkit.data import CIFAR10DataModule, DigitsDataModule, ImageFolderDataModule
+from sslkit.data.keyed import RawTrainBatch
 
 
 def test_digits_split_is_fixed_stratified_and_real() -> None:
@@ -28,8 +29,12 @@ def test_digits_split_is_fixed_stratified_and_real() -> None:
 
 def test_loaders_give_views_for_training_and_clean_images_for_eval(tiny_digits: Any) -> None:
     tiny_digits.setup()
-    (views, y) = next(iter(tiny_digits.train_dataloader()))
-    assert len(views) == 2 and views[0].shape == (64, 3, 16, 16) and y.shape == (64,)
+    raw = next(iter(tiny_digits.train_dataloader()))  # in-memory data: uint8, views made per batch
+    assert isinstance(raw, RawTrainBatch) and raw.images.dtype == torch.uint8 and raw.images.shape == (64, 3, 16, 16)
+    views, y = tiny_digits.on_after_batch_transfer(raw, 0)
+    assert len(views) == 2 and views[0].shape == (64, 3, 16, 16) and views[0].dtype == torch.float32
+    assert torch.equal(y, raw.labels) and y.shape == (64,)
+    assert not torch.equal(views[0], views[1])
     x, y = next(iter(tiny_digits.val_dataloader()))
     assert x.shape == (64, 3, 16, 16) and x.dtype == torch.float32
     x2, _ = next(iter(tiny_digits.val_dataloader()))
@@ -88,8 +93,45 @@ def test_views_follow_the_fitted_method_unless_set() -> None:
     assert dm.resolved_views() == "simclr"
     dm.trainer = SimpleNamespace(lightning_module=BYOL(**TINY_BACKBONE))  # type: ignore[assignment]
     assert dm.resolved_views() == "byol"
-    second_view = dm.train_dataloader().dataset.transform.transforms[1]
+    dm.train_dataloader()
+    assert [v.solarize_prob for v in dm._batched.views] == [0.0, 0.2]
+    per_sample = DigitsDataModule(num_workers=0, image_size=16, batched_views=False)
+    per_sample.trainer = dm.trainer
+    second_view = per_sample.train_dataloader().dataset.transform.transforms[1]
     assert any(isinstance(t, v2.RandomSolarize) for t in second_view.transforms)
     assert DigitsDataModule(views="simclr").resolved_views() == "simclr"
     with pytest.raises(ValueError, match="Unknown views 'moco'"):
         DigitsDataModule(views="moco")
+
+
+def _epoch_views(dm: Any, epoch: int, num_workers: int = 0) -> list[torch.Tensor]:
+    dm.num_workers = num_workers
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    out = []
+    for batch in loader:
+        views, _ = dm.on_after_batch_transfer(batch, 0) if isinstance(batch, RawTrainBatch) else batch
+        out.append(torch.cat(views))
+    return out
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_views_are_keyed_by_seed_epoch_and_sample_not_by_global_rng(batched: bool) -> None:
+    dm = DigitsDataModule(batch_size=256, image_size=16, batched_views=batched, seed=3)
+    torch.manual_seed(0)
+    first = _epoch_views(dm, epoch=2)
+    torch.manual_seed(123)  # a different global RNG state (e.g. a resumed run) changes nothing
+    torch.rand(1000)
+    again = _epoch_views(dm, epoch=2, num_workers=2 if not batched else 0)  # nor do workers
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    other_epoch = _epoch_views(dm, epoch=3)
+    assert not torch.equal(first[0], other_epoch[0])
+    dm.seed = 4
+    assert not torch.equal(first[0], _epoch_views(dm, epoch=2)[0])
+
+
+def test_the_seed_defaults_to_seed_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+    assert DigitsDataModule().train_seed() == 7 and DigitsDataModule(seed=1).train_seed() == 1
+    monkeypatch.delenv("PL_GLOBAL_SEED")
+    assert DigitsDataModule().train_seed() == 0

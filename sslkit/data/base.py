@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+import os
+from typing import Any, Callable, Optional, Sequence
 
+import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sslkit.data.datasets import TransformedDataset
-from sslkit.dist import is_distributed
-from sslkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, RECIPES, eval_transform, make_views
+from sslkit.data.batched_views import BatchedMultiView, make_batched_views
+from sslkit.data.datasets import ImageTensorDataset, TransformedDataset
+from sslkit.data.keyed import (
+    EpochKeyedSampler,
+    KeyedDataset,
+    RawTrainBatch,
+    collate_raw,
+)
+from sslkit.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RECIPES,
+    eval_transform,
+    make_views,
+)
+from sslkit.dist import is_distributed, rank, world_size
 from sslkit.errors import InvalidInputError
 
 
@@ -22,7 +37,8 @@ class SSLDataModule(LightningDataModule):
 
     - train: ``([view_1, view_2], label)`` batches, views ``(B, 3, S, S)``, with the
       view recipe of ``views`` or, when it is None, of the method being fitted
-      (its ``view_recipe``: SimCLR's or BYOL's);
+      (its ``view_recipe``: SimCLR's or BYOL's). For in-memory datasets the views are
+      made per batch on the training device (see ``batched_views``);
     - val / test / predict: clean ``(images (B, 3, S, S), labels (B,))``.
 
     Negative labels mean "unlabelled" (e.g. STL-10's unlabelled split).
@@ -34,6 +50,13 @@ class SSLDataModule(LightningDataModule):
         image_size: side ``S`` of the square images given to the encoder; None for the
             dataset's ``default_image_size``.
         pin_memory: pin loader memory (useful on GPU).
+        batched_views: make the training views batch by batch on the training device
+            (:mod:`~sslkit.data.batched_views`; the loader then yields uint8 images)
+            instead of per sample in the loader. None: batched for in-memory uint8
+            datasets (digits, CIFAR), per sample otherwise (image folders).
+        seed: seed of the shuffling and of the augmentations, which are keyed by
+            (seed, epoch, sample) so runs resume exactly (:mod:`~sslkit.data.keyed`).
+            None: the seed of ``seed_everything`` (``PL_GLOBAL_SEED``), else 0.
     """
 
     #: Classes of the labelled splits; the online evaluator reads it.
@@ -55,6 +78,8 @@ class SSLDataModule(LightningDataModule):
         views: Optional[str] = None,
         image_size: Optional[int] = None,
         pin_memory: bool = False,
+        batched_views: Optional[bool] = None,
+        seed: Optional[int] = None,
     ) -> None:
         super().__init__()
         # Records the subclass's arguments too, so checkpoints can rebuild the datamodule.
@@ -68,6 +93,9 @@ class SSLDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.views = views
         self.pin_memory = pin_memory
+        self.batched_views = batched_views
+        self.seed = seed
+        self._batched: Optional[BatchedMultiView] = None
         self._splits: Optional[tuple[Dataset, Dataset, Dataset]] = None
 
     # -- what subclasses implement --------------------------------------------------------
@@ -93,16 +121,59 @@ class SSLDataModule(LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         return getattr(module, "view_recipe", "simclr")
 
+    def uses_batched_views(self) -> bool:
+        """Whether training views are made per batch on the device (see ``batched_views``)."""
+        if self.batched_views is not None:
+            return self.batched_views
+        return isinstance(self.splits[0], ImageTensorDataset)
+
+    def train_seed(self) -> int:
+        """``seed``, else the seed of ``seed_everything``, else 0."""
+        return self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+
     def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches: ``([view_1, view_2], labels)``, or a
+        :class:`~sslkit.data.keyed.RawTrainBatch` of uint8 images when the views are batched
+        (the Trainer then calls :meth:`on_after_batch_transfer`, which makes the views)."""
         train = self.splits[0]
         if self.batch_size > len(train):  # type: ignore[arg-type]
             raise InvalidInputError(
                 f"batch_size {self.batch_size} is larger than the training set ({len(train)} images), "  # type: ignore[arg-type]
                 "so no full batch can be formed. Lower --data.batch_size."
             )
-        transform = make_views(self.resolved_views(), self.image_size, self.mean, self.std, **self.view_overrides)
+        recipe, seed = self.resolved_views(), self.train_seed()
+        sampler = EpochKeyedSampler(train, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed)
+        if self.uses_batched_views():
+            self._batched = make_batched_views(recipe, self.image_size, self.mean, self.std, **self.view_overrides)
+            dataset, collate = KeyedDataset(train, seed), collate_raw
+        else:
+            self._batched = None
+            transform = make_views(recipe, self.image_size, self.mean, self.std, **self.view_overrides)
+            dataset, collate = KeyedDataset(train, seed, transform), None
         # drop_last: NT-Xent and BatchNorm need full, equal-size batches on every rank.
-        return self._loader(TransformedDataset(train, transform), shuffle=True, drop_last=True)
+        return self._loader(dataset, shuffle=False, drop_last=True, sampler=sampler, collate_fn=collate)
+
+    def make_views_of(self, batch: RawTrainBatch) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``([view_1, view_2], labels)`` of a raw batch, on the batch's device.
+
+        The augmentations draw from a generator seeded with the batch's key, so the
+        views depend only on (seed, epoch, samples).
+        """
+        if self._batched is None:
+            self._batched = make_batched_views(
+                self.resolved_views(), self.image_size, self.mean, self.std, **self.view_overrides
+            )
+        generator = torch.Generator(device=batch.images.device).manual_seed(batch.key)
+        return self._batched(batch.images, generator), batch.labels
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not isinstance(batch, RawTrainBatch):
+            return batch
+        views, labels = self.make_views_of(batch)
+        trainer = self.trainer
+        if trainer is not None:  # e.g. bf16-true: the same cast Lightning gives float inputs
+            views = trainer.precision_plugin.convert_input(views)
+        return views, labels
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits[1])
@@ -125,7 +196,14 @@ class SSLDataModule(LightningDataModule):
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if is_distributed() else None
         return self._loader(dataset, shuffle=False, drop_last=False, sampler=sampler)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler: Optional[Sampler] = None) -> DataLoader:
+    def _loader(
+        self,
+        dataset: Dataset,
+        shuffle: bool,
+        drop_last: bool,
+        sampler: Optional[Sampler] = None,
+        collate_fn: Optional[Callable[[list[Any]], Any]] = None,
+    ) -> DataLoader:
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0:
             kwargs["persistent_workers"] = True
@@ -137,5 +215,6 @@ class SSLDataModule(LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             sampler=sampler,
+            collate_fn=collate_fn,
             **kwargs,
         )

@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional
 
 import torch
 from torch.utils.data import Dataset
+
 from sslkit.errors import InvalidInputError
 
 

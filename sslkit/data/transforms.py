@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torchvision.transforms import v2
+
 from sslkit.errors import InvalidInputError
 
 RECIPES = ("simclr", "byol")
@@ -35,8 +36,12 @@ class MultiViewTransform:
         return f"MultiViewTransform({self.transforms!r})"
 
 
-def _blur_kernel(image_size: int) -> int:
-    # ~10% of the image side, odd, as in the SimCLR paper.
+def blur_kernel_size(image_size: int) -> int:
+    """Gaussian blur kernel: ~10% of the image side, odd, at least 3 (SimCLR paper).
+
+    >>> blur_kernel_size(32), blur_kernel_size(224)
+    (3, 23)
+    """
     k = max(3, int(0.1 * image_size))
     return k if k % 2 == 1 else k + 1
 
@@ -70,12 +75,37 @@ def augmented_view(
         v2.RandomHorizontalFlip(hflip_prob),
         v2.RandomApply([v2.ColorJitter(*jitter)], p=jitter_prob),
         v2.RandomGrayscale(grayscale_prob),
-        v2.RandomApply([v2.GaussianBlur(_blur_kernel(image_size), sigma=(0.1, 2.0))], p=blur_prob),
+        v2.RandomApply([v2.GaussianBlur(blur_kernel_size(image_size), sigma=(0.1, 2.0))], p=blur_prob),
     ]
     if solarize_prob > 0:
         steps.append(v2.RandomSolarize(threshold=128, p=solarize_prob))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
+
+
+def recipe_views(recipe: str) -> list[dict[str, Any]]:
+    """The views of a method's paper, as :func:`augmented_view` arguments (one dict per view).
+
+    - ``simclr``: two identical random recipes (jitter strength 1.0, blur p=0.5).
+    - ``byol``: asymmetric (BYOL paper, table 6): view 1 always blurred and never
+      solarized; view 2 blurred with p=0.1 and solarized with p=0.2; jitter
+      ``(0.4, 0.4, 0.2, 0.1)`` with p=0.8.
+
+    Both the per-sample (:func:`make_views`) and the batched
+    (:func:`~sslkit.data.batched_views.make_batched_views`) pipelines read it.
+
+    >>> [v["solarize_prob"] for v in recipe_views("byol")]
+    [0.0, 0.2]
+    """
+    if recipe == "simclr":
+        return [{}, {}]
+    if recipe == "byol":
+        jitter = (0.4, 0.4, 0.2, 0.1)
+        return [
+            {"jitter": jitter, "blur_prob": 1.0, "solarize_prob": 0.0},
+            {"jitter": jitter, "blur_prob": 0.1, "solarize_prob": 0.2},
+        ]
+    raise InvalidInputError(f"Unknown view recipe '{recipe}'. Choose one of: {', '.join(RECIPES)}.")
 
 
 def make_views(
@@ -85,31 +115,17 @@ def make_views(
     std: Sequence[float] = IMAGENET_STD,
     **overrides: Any,
 ) -> MultiViewTransform:
-    """The two training views of a method's paper.
+    """The training views of a method's paper (see :func:`recipe_views`), applied per sample.
 
-    - ``simclr``: two identical random recipes (jitter strength 1.0, blur p=0.5).
-    - ``byol``: asymmetric (BYOL paper, table 6): view 1 always blurred and never
-      solarized; view 2 blurred with p=0.1 and solarized with p=0.2; jitter
-      ``(0.4, 0.4, 0.2, 0.1)`` with p=0.8.
-
-    ``overrides`` go to :func:`augmented_view` for both views (e.g. ``hflip_prob=0``).
+    ``overrides`` go to :func:`augmented_view` for every view (e.g. ``hflip_prob=0``).
 
     >>> views = make_views("byol", 16)(torch.zeros(3, 32, 32, dtype=torch.uint8))
     >>> len(views), views[0].dtype
     (2, torch.float32)
     """
-    if recipe == "simclr":
-        view = augmented_view(image_size, mean, std, **overrides)
-        return MultiViewTransform([view, view])
-    if recipe == "byol":
-        common: dict[str, Any] = {"jitter": (0.4, 0.4, 0.2, 0.1), **overrides}
-        return MultiViewTransform(
-            [
-                augmented_view(image_size, mean, std, blur_prob=1.0, solarize_prob=0.0, **common),
-                augmented_view(image_size, mean, std, blur_prob=0.1, solarize_prob=0.2, **common),
-            ]
-        )
-    raise InvalidInputError(f"Unknown view recipe '{recipe}'. Choose one of: {', '.join(RECIPES)}.")
+    return MultiViewTransform(
+        [augmented_view(image_size, mean, std, **{**view, **overrides}) for view in recipe_views(recipe)]
+    )
 
 
 def eval_transform(
