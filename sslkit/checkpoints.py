@@ -80,6 +80,28 @@ def run_info(module: LightningModule) -> dict[str, Any]:
     return info
 
 
+def resume_mismatch(checkpoint: dict[str, Any], cls: type, hparams: dict[str, Any]) -> Optional[str]:
+    """Why ``checkpoint`` cannot be resumed into method ``cls`` with ``hparams`` (None when it can).
+
+    Compares the method class and the backbone (name and kwargs), the parts whose
+    mismatch would otherwise surface as a wall of missing/unexpected weight keys.
+    """
+    saved = (checkpoint.get(CKPT_KEY) or {}).get("method")
+    if saved is not None and saved != class_path(cls):
+        return (
+            f"This checkpoint was written by {saved}, not {class_path(cls)}. Resume with the same --model, "
+            "or start a new run without --ckpt_path (export its encoder with `sslkit export`)."
+        )
+    saved_hp = checkpoint.get("hyper_parameters") or {}
+    for key in ("backbone", "backbone_kwargs"):
+        if key in saved_hp and (saved_hp[key] or None) != (hparams.get(key) or None):
+            return (
+                f"The checkpoint's {key} is {saved_hp[key]!r} but this model's is {hparams.get(key)!r}. "
+                f"Resume with --model.init_args.{key} {saved_hp[key]!r}, or start a new run without --ckpt_path."
+            )
+    return None
+
+
 def read_checkpoint(path: PathLike) -> dict[str, Any]:
     """Load a checkpoint file on the CPU, with clear errors for missing, truncated or foreign files.
 

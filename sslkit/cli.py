@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from sslkit.backbones import check_backbone_name
 from sslkit.callbacks import KNNOnlineEvaluator, RunArtifacts, SSLOnlineEvaluator
+from sslkit.checkpoints import read_checkpoint, resume_mismatch
 from sslkit.data import SSLDataModule
 from sslkit.errors import DataNotFoundError, InvalidInputError, UserInputError
 from sslkit.methods import SSLMethod
@@ -89,6 +90,28 @@ def resolve_aliases(argv: list[str]) -> list[str]:
     return out
 
 
+def expand_shortcuts(argv: list[str]) -> list[str]:
+    """``--seed N`` -> ``--seed_everything N``; ``--deterministic [true|false]`` -> ``--trainer.deterministic ...``.
+
+    >>> expand_shortcuts(["fit", "--seed", "3", "--deterministic", "--trainer.max_epochs", "2"])
+    ['fit', '--seed_everything', '3', '--trainer.deterministic', 'true', '--trainer.max_epochs', '2']
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--seed" or arg.startswith("--seed="):
+            out.append(arg.replace("--seed", "--seed_everything", 1))
+        elif arg == "--deterministic":
+            value = argv[i + 1] if i + 1 < len(argv) and argv[i + 1].lower() in ("true", "false") else None
+            out += ["--trainer.deterministic", value or "true"]
+            i += value is not None
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def _gpu_requested(accelerator: Any) -> bool:
     if accelerator in ("gpu", "cuda", "mps"):
         return True
@@ -120,6 +143,11 @@ def find_last_checkpoint(config: Any) -> Path:
 
 class SSLKitCLI(LightningCLI):
     """LightningCLI with the online evaluator, checkpointing and run artifacts always attached."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        given = kwargs.get("args")
+        self._argv: list[str] = list(given) if isinstance(given, list) else sys.argv[1:]
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(SSLOnlineEvaluator, "evaluator")
@@ -155,6 +183,24 @@ class SSLKitCLI(LightningCLI):
             raise InvalidInputError(SYNC_BN_ON_CPU)
         if config.get("ckpt_path") == "last":
             config["ckpt_path"] = str(find_last_checkpoint(config))
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI replaces the model's config with the checkpoint's hyperparameters. When the
+        # user asked for another method or backbone on the command line, say so instead of
+        # silently training the checkpoint's model.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file() and any(a.startswith("--model") for a in self._argv):
+            import importlib
+
+            model = self.config[subcommand]["model"]
+            module_name, _, name = model["class_path"].rpartition(".")
+            cls = getattr(importlib.import_module(module_name), name)
+            checkpoint = read_checkpoint(ckpt_path)
+            problem = resume_mismatch(checkpoint, cls, {**dict(model.get("init_args") or {})})
+            if problem:
+                raise InvalidInputError(problem)
+        super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
@@ -215,19 +261,22 @@ def main(args: Optional[list[str]] = None) -> None:
         elif argv[0] in COMMANDS:
             COMMANDS[argv[0]](resolve_aliases(argv[1:]))
         elif args is None:  # LightningCLI warns when both argv and args are given
-            sys.argv[1:] = resolve_aliases(argv)
+            sys.argv[1:] = expand_shortcuts(resolve_aliases(argv))
             _run_cli(None)
         else:
-            _run_cli(resolve_aliases(argv))
-    except UserInputError as err:
+            _run_cli(expand_shortcuts(resolve_aliases(argv)))
+    except UserInputError as err:  # NonFiniteLossError included
         print(f"sslkit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 def _run_cli(args: Optional[list[str]]) -> None:
+    from sslkit.cli_parser import SuggestingArgumentParser
+
     SSLKitCLI(
-        SSLMethod,
-        SSLDataModule,
+        parser_class=SuggestingArgumentParser,
+        model_class=SSLMethod,
+        datamodule_class=SSLDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,

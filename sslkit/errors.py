@@ -18,3 +18,11 @@ class InvalidInputError(UserInputError, ValueError):
 
 class DataNotFoundError(UserInputError, FileNotFoundError):
     """A data folder or file that does not exist."""
+
+
+class NonFiniteLossError(UserInputError, FloatingPointError):
+    """The training loss became NaN or Inf; raised before the optimizer step, so no weight is changed by it.
+
+    It counts as a problem of the run's settings (learning rate, temperature,
+    precision, input data), so the ``sslkit`` command prints it as one line too.
+    """

@@ -131,6 +131,38 @@ def test_ckpt_path_last_resumes_the_newest_run(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "runs/sslkit/version_0/metrics.csv").is_file()  # the first run's log is kept
 
 
+def test_resuming_a_checkpoint_of_another_method_or_backbone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1", *FAST])
+    ckpt = str(tmp_path / "runs/sslkit/version_0/checkpoints/last.ckpt")
+    res = run_cli(["fit", "--model", "byol", "--ckpt_path", ckpt, *FAST], tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "written by sslkit.methods.simclr.SimCLR, not sslkit.methods.byol.BYOL" in res.stderr
+    res = run_cli(["fit", "--model.backbone_kwargs", "{width: 8}", "--ckpt_path", ckpt, *FAST], tmp_path)
+    assert res.returncode == 2 and "backbone_kwargs is None but this model's is {'width': 8}" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "config, suggestion",
+    [
+        ("trainer:\n  max_epoch: 3\n", "Did you mean 'trainer.max_epochs'"),
+        ("model:\n  init_args:\n    temprature: 0.3\n", "'model.temperature' (--model.temperature)"),
+        ("data:\n  init_args:\n    batch_sise: 32\n", "Did you mean 'data.batch_size'"),
+    ],
+)
+def test_config_typos_get_a_suggestion(tmp_path: Path, config: str, suggestion: str) -> None:
+    (tmp_path / "c.yaml").write_text(config)
+    res = run_cli(["fit", "--config", "c.yaml"], tmp_path)
+    assert res.returncode == 2 and suggestion in res.stderr, res.stderr[-1500:]
+
+
+def test_seed_and_deterministic_shortcuts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--seed", "5", "--deterministic", "--print_config"])
+    printed = capsys.readouterr().out
+    assert "seed_everything: 5" in printed and "deterministic: true" in printed
+
+
 def test_ckpt_path_last_without_a_run(tmp_path: Path) -> None:
     res = run_cli(["fit", "--ckpt_path", "last", *FAST], tmp_path)
     assert res.returncode == 2 and "no last.ckpt under 'runs/sslkit'" in res.stderr

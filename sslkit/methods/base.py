@@ -6,15 +6,18 @@ import math
 from typing import Any, ClassVar, Optional
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import LightningModule
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from sslkit.backbones import create_backbone
-from sslkit.checkpoints import CKPT_KEY, class_path, run_info
+from sslkit.checkpoint_io import AtomicCheckpointIO
+from sslkit.checkpoints import CKPT_KEY, resume_mismatch, run_info
+from sslkit.dist import is_distributed
+from sslkit.errors import InvalidInputError, NonFiniteLossError
 from sslkit.methods.batches import Views, split_eval_batch, split_train_batch
 from sslkit.optim import LARS, decay_param_groups, warmup_cosine
-from sslkit.errors import InvalidInputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 SYNC_BN_ON_CPU = (
@@ -50,6 +53,10 @@ class SSLMethod(LightningModule):
         warmup_steps: warm-up length in optimizer steps; overrides ``warmup_epochs``.
         final_lr_ratio: the cosine ends at ``lr * final_lr_ratio``.
         trust_coefficient: LARS's ``eta``.
+        nan_guard: stop training with :class:`~sslkit.errors.NonFiniteLossError` (naming
+            the step, the value and the likely causes) when the loss is NaN or Inf,
+            before the optimizer step, so no weight and no checkpoint takes it in.
+            Costs one host sync per step.
     """
 
     #: The augmentation recipe the method's paper uses; datamodules read it when
@@ -70,6 +77,7 @@ class SSLMethod(LightningModule):
         warmup_steps: Optional[int] = None,
         final_lr_ratio: float = 0.0,
         trust_coefficient: float = 0.001,
+        nan_guard: bool = True,
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
@@ -94,6 +102,8 @@ class SSLMethod(LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         views, labels = split_train_batch(batch, self.num_views)
         loss, features = self.ssl_loss(views)
+        if self.hparams.get("nan_guard", True):
+            self._check_finite(loss)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         return {"loss": loss, "features": features.detach(), "labels": labels}
 
@@ -124,6 +134,13 @@ class SSLMethod(LightningModule):
         sched = LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total, hp.final_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def setup(self, stage: str) -> None:
+        # Crash-safe checkpoint files on local disks (see sslkit.checkpoint_io).
+        strategy = self.trainer.strategy
+        local = "://" not in str(self.trainer.default_root_dir)
+        if local and type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = AtomicCheckpointIO()
+
     def on_fit_start(self) -> None:
         self._check_batch_layout()
 
@@ -133,19 +150,9 @@ class SSLMethod(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before the weights are loaded: name the mismatch instead of a wall of missing keys.
-        saved = checkpoint.get(CKPT_KEY, {}).get("method")
-        if saved is not None and saved != class_path(type(self)):
-            raise InvalidInputError(
-                f"This checkpoint was written by {saved}, not {class_path(type(self))}. Resume with the same "
-                "--model, or start a new run without --ckpt_path (export its encoder with `sslkit export`)."
-            )
-        hp = checkpoint.get("hyper_parameters", {})
-        for key in ("backbone", "backbone_kwargs"):
-            if key in hp and (hp[key] or None) != (self.hparams.get(key) or None):
-                raise InvalidInputError(
-                    f"The checkpoint's {key} is {hp[key]!r} but this model's is {self.hparams.get(key)!r}. "
-                    f"Resume with --model.init_args.{key} {hp[key]!r}, or start a new run without --ckpt_path."
-                )
+        problem = resume_mismatch(checkpoint, type(self), dict(self.hparams))
+        if problem:
+            raise InvalidInputError(problem)
 
     # -- helpers -------------------------------------------------------------------------
     def _check_batch_layout(self) -> None:
@@ -191,6 +198,30 @@ class SSLMethod(LightningModule):
             steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
             warmup = round(self.hparams.warmup_epochs * steps_per_epoch)
         return self._total_steps, min(warmup, self._total_steps)
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Raise :class:`NonFiniteLossError` when the loss is not finite on any rank."""
+        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+        if is_distributed():
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if not bad.item():
+            return
+        trainer = self.trainer
+        value = loss.item() if not torch.isfinite(loss.detach()) else "not finite on another rank"
+        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none saved yet"
+        temperature = self.hparams.get("temperature")
+        causes = [
+            f"the learning rate (lr={self.hparams.lr}, {self.hparams.optimizer}): lower it or lengthen the warm-up",
+            f"the temperature (temperature={temperature}): too low a value overflows" if temperature else None,
+            f"the precision ({trainer.precision}): '16-mixed' can overflow; try 'bf16-mixed' or '32-true'",
+            "NaN or Inf in the input images",
+        ]
+        raise NonFiniteLossError(
+            f"The loss is {value} at global step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            "training stopped before the optimizer step, so the weights and the last checkpoint "
+            f"({last}) are unchanged. Likely causes: " + "; ".join(c for c in causes if c)
+            + ". Fix the setting and resume with --ckpt_path last (or pass nan_guard=False to train on)."
+        )
 
     def _eval_features(self, batch: Any) -> dict[str, Any]:
         x, labels = split_eval_batch(batch)
