@@ -45,7 +45,9 @@ class SSLDataModule(LightningDataModule):
 
     Args:
         batch_size: per-device batch size; None for the dataset's ``default_batch_size``.
-        num_workers: loader worker processes.
+        num_workers: loader worker processes; None: 0 when the views are batched (the
+            loader only indexes an in-memory tensor, and workers cost more than they
+            save), else ``min(4, CPU count)``.
         views: ``simclr``, ``byol`` or None (the method's own recipe).
         image_size: side ``S`` of the square images given to the encoder; None for the
             dataset's ``default_image_size``.
@@ -74,7 +76,7 @@ class SSLDataModule(LightningDataModule):
     def __init__(
         self,
         batch_size: Optional[int] = None,
-        num_workers: int = 2,
+        num_workers: Optional[int] = None,
         views: Optional[str] = None,
         image_size: Optional[int] = None,
         pin_memory: bool = False,
@@ -196,6 +198,12 @@ class SSLDataModule(LightningDataModule):
         sampler = UnrepeatedDistributedSampler(dataset, shuffle=False) if is_distributed() else None
         return self._loader(dataset, shuffle=False, drop_last=False, sampler=sampler)
 
+    def resolved_num_workers(self) -> int:
+        """``num_workers``, or its default (see the class docstring)."""
+        if self.num_workers is not None:
+            return self.num_workers
+        return 0 if self.uses_batched_views() else min(4, os.cpu_count() or 1)
+
     def _loader(
         self,
         dataset: Dataset,
@@ -205,14 +213,15 @@ class SSLDataModule(LightningDataModule):
         collate_fn: Optional[Callable[[list[Any]], Any]] = None,
     ) -> DataLoader:
         kwargs: dict[str, Any] = {}
-        if self.num_workers > 0:
+        workers = self.resolved_num_workers()
+        if workers > 0:
             kwargs["persistent_workers"] = True
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
             sampler=sampler,
             collate_fn=collate_fn,

@@ -52,7 +52,12 @@ from sslkit.data.batched_ops import (
     gaussian_blur,
     luma,
 )
-from sslkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size, recipe_views
+from sslkit.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    blur_kernel_size,
+    recipe_views,
+)
 from sslkit.errors import InvalidInputError
 
 RATIO = (3.0 / 4.0, 4.0 / 3.0)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import Dataset
 
 from sslkit.data.base import SSLDataModule
 from sslkit.data.datasets import ImageTensorDataset
@@ -107,9 +107,11 @@ class STL10DataModule(_TorchvisionDataModule):
     def load_splits(self) -> tuple[Dataset, Dataset, Dataset]:
         from torchvision.datasets import STL10
 
-        def split(name: str) -> ImageTensorDataset:
+        def split(name: str) -> tuple[torch.Tensor, torch.Tensor]:
             ds = _open(STL10, "STL-10", self.root, self.download, "about 2.6 GB", split=name)
-            return ImageTensorDataset(torch.from_numpy(ds.data), torch.as_tensor(ds.labels).long())
+            return torch.from_numpy(ds.data), torch.as_tensor(ds.labels).long()
 
-        test = split("test")
-        return ConcatDataset([split("train"), split("unlabeled")]), test, test
+        test = ImageTensorDataset(*split("test"))
+        (train_x, train_y), (unl_x, unl_y) = split("train"), split("unlabeled")
+        # One in-memory tensor, so the views are made per batch on the device.
+        return ImageTensorDataset(torch.cat([train_x, unl_x]), torch.cat([train_y, unl_y])), test, test
