@@ -114,7 +114,13 @@ def read_checkpoint(path: PathLike) -> dict[str, Any]:
         raise DataNotFoundError(f"Checkpoint '{p}' does not exist. Pass a run folder (runs/sslkit/version_N) or a .ckpt file.")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except pickle.UnpicklingError as err:
+        raise InvalidInputError(
+            f"'{p}' holds objects that torch.load(weights_only=True) refuses to unpickle "
+            f"({str(err).splitlines()[0][:200]}); sslkit loads checkpoints safely only. Save hyperparameters "
+            "as plain values (numbers, strings, lists, dicts)."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise InvalidInputError(
             f"'{p}' is not a readable checkpoint (truncated or corrupted?): {str(err).splitlines()[0]}. "
             "Use another checkpoint of the run, e.g. checkpoints/last.ckpt or a best-*.ckpt."
@@ -124,12 +130,17 @@ def read_checkpoint(path: PathLike) -> dict[str, Any]:
     return ckpt
 
 
+def model_checkpoint_states(ckpt: dict[str, Any]) -> list[dict[str, Any]]:
+    """The saved states of the checkpoint's ``ModelCheckpoint`` callbacks."""
+    return [state for key, state in ckpt.get("callbacks", {}).items() if str(key).startswith("ModelCheckpoint")]
+
+
 def _best_from_last(last: Path, folder: Path) -> Optional[Path]:
     """The best checkpoint that ``last.ckpt``'s ModelCheckpoint state points to, if it still exists."""
-    for key, state in read_checkpoint(last).get("callbacks", {}).items():
-        if str(key).startswith("ModelCheckpoint") and state.get("best_model_path"):
-            # Look beside last.ckpt too: the run folder may have moved since.
-            for candidate in (Path(state["best_model_path"]), folder / Path(state["best_model_path"]).name):
+    for state in model_checkpoint_states(read_checkpoint(last)):
+        if state.get("best_model_path"):
+            # The file beside last.ckpt first: the run folder may have been moved or copied.
+            for candidate in (folder / Path(state["best_model_path"]).name, Path(state["best_model_path"])):
                 if candidate.is_file():
                     return candidate
     return None

@@ -17,7 +17,13 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from sslkit.backbones import check_backbone_name
 from sslkit.callbacks import KNNOnlineEvaluator, RunArtifacts, SSLOnlineEvaluator
-from sslkit.checkpoints import read_checkpoint, resume_mismatch
+from sslkit.checkpoints import (
+    CKPT_KEY,
+    import_class,
+    init_args,
+    read_checkpoint,
+    resume_mismatch,
+)
 from sslkit.data import SSLDataModule
 from sslkit.errors import DataNotFoundError, InvalidInputError, UserInputError
 from sslkit.methods import SSLMethod
@@ -181,26 +187,54 @@ class SSLKitCLI(LightningCLI):
         trainer_cfg = config.get("trainer", {})
         if trainer_cfg.get("sync_batchnorm") and not _gpu_requested(trainer_cfg.get("accelerator")):
             raise InvalidInputError(SYNC_BN_ON_CPU)
-        if config.get("ckpt_path") == "last":
-            config["ckpt_path"] = str(find_last_checkpoint(config))
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI replaces the model's config with the checkpoint's hyperparameters. When the
-        # user asked for another method or backbone on the command line, say so instead of
-        # silently training the checkpoint's model.
+        # Lightning replaces the model's config with the checkpoint's hyperparameters. Resolve
+        # `--ckpt_path last` first, read the file with a clear error, and refuse settings given on
+        # the command line that the resumed run would silently drop.
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file() and any(a.startswith("--model") for a in self._argv):
-            import importlib
-
-            model = self.config[subcommand]["model"]
-            module_name, _, name = model["class_path"].rpartition(".")
-            cls = getattr(importlib.import_module(module_name), name)
-            checkpoint = read_checkpoint(ckpt_path)
-            problem = resume_mismatch(checkpoint, cls, {**dict(model.get("init_args") or {})})
+        config = self.config[subcommand] if subcommand else self.config
+        if config.get("ckpt_path") == "last":
+            config["ckpt_path"] = str(find_last_checkpoint(config))
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path:
+            problem = self._resume_problem(config, read_checkpoint(ckpt_path))
             if problem:
                 raise InvalidInputError(problem)
         super()._parse_ckpt_path()
+
+    def _resume_problem(self, config: Any, checkpoint: dict[str, Any]) -> Optional[str]:
+        """Why the command line's model or data does not fit the checkpoint (None when it does)."""
+        from sslkit.data import SSLDataModule as DataBase
+
+        model = config["model"]
+        explicit = [a.split("=")[0][2:] for a in self._argv if a.startswith("--model")]
+        if explicit:
+            cls = import_class(model["class_path"], SSLMethod)
+            init = dict(model.get("init_args") or {})
+            problem = resume_mismatch(checkpoint, cls, init)
+            if problem:
+                return problem
+            saved = init_args(checkpoint.get("hyper_parameters") or {})
+            for flag in explicit:
+                key = flag.split(".")[-1]
+                if key in saved and key in init and saved[key] != init[key]:
+                    return (
+                        f"--{flag} {init[key]!r} differs from the checkpoint's {saved[key]!r}: a resumed run "
+                        "continues the checkpoint's model, optimizer and schedule. Drop the option to resume, "
+                        "or start a new run (without --ckpt_path) to change it."
+                    )
+        recorded = (checkpoint.get(CKPT_KEY) or {}).get("data")
+        data = config.get("data")
+        if recorded and hasattr(data, "get") and data.get("class_path"):
+            saved_cls = import_class(recorded["class_path"], DataBase)
+            if import_class(data["class_path"], DataBase) is not saved_cls:
+                return (
+                    f"The checkpoint was trained on {saved_cls.__name__} but this run's data is "
+                    f"{data['class_path'].rsplit('.', 1)[-1]}. Resume with --data {saved_cls.__name__} "
+                    "(and its options), or start a new run without --ckpt_path."
+                )
+        return None
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
         trainer = super().instantiate_trainer(**kwargs)
@@ -241,7 +275,7 @@ Pretraining (LightningCLI; --config FILE.yaml, --model, --data, --trainer.*):
 
 Downstream (SOURCE: a run folder runs/sslkit/version_N, a .ckpt, or an export folder):
   export        SOURCE --out DIR: the encoder as model.safetensors + sslkit.json
-  linear-eval   SOURCE: offline linear evaluation (--finetune: fine-tune encoder + head)
+  linear-eval   SOURCE: offline linear evaluation (--finetune true: fine-tune encoder + head)
   predict       SOURCE --out FILE.npy|.npz|.pt: embeddings and labels via predict_step
   plot          SOURCE: probe_accuracy.png and embeddings.png (UMAP or t-SNE)"""
 

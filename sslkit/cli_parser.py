@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from typing import Any, NoReturn, Optional
+from typing import NoReturn, Optional
 
 from lightning.pytorch.cli import LightningArgumentParser
 
@@ -14,7 +14,12 @@ _UNKNOWN = re.compile(r"""(?:option|Option|Key|key) ['"]([\w.\-]+)['"]""")
 
 def _class_parameters() -> list[str]:
     """``model.<arg>`` / ``data.<arg>`` names of sslkit's methods and datamodules (for suggestions)."""
-    from sslkit.data import CIFAR10DataModule, DigitsDataModule, ImageFolderDataModule, STL10DataModule
+    from sslkit.data import (
+        CIFAR10DataModule,
+        DigitsDataModule,
+        ImageFolderDataModule,
+        STL10DataModule,
+    )
     from sslkit.methods import BYOL, SimCLR, SSLMethod
 
     names = []

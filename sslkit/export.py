@@ -20,7 +20,12 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from sslkit.checkpoints import checkpoint_info, read_checkpoint, resolve_checkpoint
+from sslkit.checkpoints import (
+    checkpoint_info,
+    model_checkpoint_states,
+    read_checkpoint,
+    resolve_checkpoint,
+)
 from sslkit.errors import DataNotFoundError, InvalidInputError
 from sslkit.io import PathLike, staged_folder
 
@@ -113,7 +118,8 @@ def export_encoder(state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     config = timm_config(metadata)
-    with staged_folder(out_dir) as stage:
+    # Name order puts sslkit.json last: a folder with new metadata has new weights.
+    with staged_folder(out_dir, owned=(WEIGHTS_FILE, METADATA_FILE, TIMM_CONFIG_FILE)) as stage:
         save_file(tensors, str(stage / WEIGHTS_FILE), metadata={"format": "pt"})
         (stage / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
         if config is not None:
@@ -149,8 +155,8 @@ def _build_encoder(metadata: dict[str, Any], state_dict: dict[str, torch.Tensor]
 
 def _probe_score(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The monitored probe accuracy when the checkpoint was saved (from ModelCheckpoint's state)."""
-    for key, state in ckpt.get("callbacks", {}).items():
-        if str(key).startswith("ModelCheckpoint") and state.get("current_score") is not None:
+    for state in model_checkpoint_states(ckpt):
+        if state.get("current_score") is not None:
             return {"monitor": state.get("monitor"), "probe_accuracy": float(state["current_score"])}
     return {"monitor": None, "probe_accuracy": None}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import nn
+
 from sslkit.errors import InvalidInputError
 
 

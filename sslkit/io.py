@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Sequence, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -39,12 +39,14 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
 
 
 @contextlib.contextmanager
-def staged_folder(out_dir: PathLike) -> Iterator[Path]:
+def staged_folder(out_dir: PathLike, owned: Sequence[str] = ()) -> Iterator[Path]:
     """Write several files into a hidden staging folder; move them into ``out_dir`` only on success.
 
     An exception inside the ``with`` block removes the staging folder and leaves
     ``out_dir`` exactly as it was, so a failed export never leaves half its files.
-    Each file is then moved with ``os.replace`` (atomic per file).
+    Each file is then moved with ``os.replace`` (atomic per file), in name order; files
+    named in ``owned`` that this write does not produce are removed from ``out_dir`` (stale
+    parts of an earlier write).
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp()) / "export"
@@ -59,6 +61,10 @@ def staged_folder(out_dir: PathLike) -> Iterator[Path]:
     try:
         yield stage
         out.mkdir(exist_ok=True)
+        written = {f.name for f in stage.iterdir()}
+        for name in owned:
+            if name not in written and (out / name).is_file():
+                (out / name).unlink()
         for f in sorted(stage.iterdir()):
             os.replace(f, out / f.name)
     finally:

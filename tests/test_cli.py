@@ -140,6 +140,14 @@ def test_resuming_a_checkpoint_of_another_method_or_backbone(tmp_path: Path, mon
     assert "written by sslkit.methods.simclr.SimCLR, not sslkit.methods.byol.BYOL" in res.stderr
     res = run_cli(["fit", "--model.backbone_kwargs", "{width: 8}", "--ckpt_path", ckpt, *FAST], tmp_path)
     assert res.returncode == 2 and "backbone_kwargs is None but this model's is {'width': 8}" in res.stderr
+    # Settings a resumed run would silently drop (Lightning reads the model from the checkpoint).
+    res = run_cli(["fit", "--model.lr", "0.5", "--ckpt_path", "last", *FAST], tmp_path)
+    assert res.returncode == 2 and "--model.lr 0.5 differs from the checkpoint's 0.002" in res.stderr
+    res = run_cli(["fit", "--data", "cifar10", "--ckpt_path", ckpt, *FAST], tmp_path)
+    assert res.returncode == 2 and "trained on DigitsDataModule but this run's data is CIFAR10DataModule" in res.stderr
+    (tmp_path / "bad.ckpt").write_bytes(Path(ckpt).read_bytes()[:500])
+    res = run_cli(["fit", "--ckpt_path", "bad.ckpt", *FAST], tmp_path)
+    assert res.returncode == 2 and "is not a readable checkpoint" in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ def test_views_are_keyed_by_seed_epoch_and_sample_not_by_global_rng(batched: boo
     first = _epoch_views(dm, epoch=2)
     torch.manual_seed(123)  # a different global RNG state (e.g. a resumed run) changes nothing
     torch.rand(1000)
-    again = _epoch_views(dm, epoch=2, num_workers=2 if not batched else 0)  # nor do workers
+    again = _epoch_views(dm, epoch=2, num_workers=2)  # nor do workers (batched: views made in the workers)
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     other_epoch = _epoch_views(dm, epoch=3)
     assert not torch.equal(first[0], other_epoch[0])
@@ -135,3 +135,19 @@ def test_the_seed_defaults_to_seed_everything(monkeypatch: pytest.MonkeyPatch) -
     assert DigitsDataModule().train_seed() == 7 and DigitsDataModule(seed=1).train_seed() == 1
     monkeypatch.delenv("PL_GLOBAL_SEED")
     assert DigitsDataModule().train_seed() == 0
+
+
+def test_raw_batches_outside_a_datamodule_fit_get_the_fix(tiny_digits: Any) -> None:
+    from sslkit.methods import SimCLR
+    from tests.conftest import TINY_BACKBONE
+
+    raw = next(iter(tiny_digits.train_dataloader()))
+    with pytest.raises(ValueError, match=r"raw uint8 images.*datamodule=dm.*batched_views=False"):
+        SimCLR(**TINY_BACKBONE).training_step(raw, 0)
+
+
+def test_batched_views_need_an_in_memory_dataset(tmp_path: Path) -> None:
+    _write_images(tmp_path / "a", 4)
+    dm = ImageFolderDataModule(root=str(tmp_path), batched_views=True, num_workers=0, batch_size=2)
+    with pytest.raises(ValueError, match="batched_views=True needs an in-memory uint8 training set"):
+        dm.train_dataloader()

@@ -182,3 +182,20 @@ def test_sigkill_mid_epoch_then_resume_with_ckpt_path_last(tmp_path: Path) -> No
     header = metrics[0].split(",")
     epochs = {int(float(row.split(",")[header.index("epoch")])) for row in metrics[1:] if row.split(",")[header.index("epoch")]}
     assert min(epochs) == killed_at["epoch"] + 1
+
+
+def test_the_data_seed_travels_in_the_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PL_GLOBAL_SEED", "5")
+    state = DigitsDataModule().state_dict()
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")  # a resume started with another --seed
+    resumed = DigitsDataModule()
+    resumed.load_state_dict(state)
+    assert state == {"seed": 5} and resumed.train_seed() == 5
+
+
+def test_overfit_batches_with_the_keyed_sampler() -> None:
+    pl.seed_everything(0)
+    trainer = Trainer(**trainer_kwargs(max_epochs=1, overfit_batches=2, limit_val_batches=0))
+    model = SimCLR(**TINY_BACKBONE, warmup_epochs=0)
+    trainer.fit(model, DigitsDataModule(batch_size=32, num_workers=0, image_size=16))
+    assert trainer.global_step == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from torch import nn
+
 from sslkit.errors import InvalidInputError
 
 

@@ -16,6 +16,7 @@ from sslkit.callbacks.features import encode, shard, step_features
 from sslkit.dist import all_reduce_mean_
 from sslkit.errors import InvalidInputError
 from sslkit.heads import probe_head
+from sslkit.rng import seeded_cpu_rng
 
 PROBE_KINDS = ("linear", "mlp")
 PROBE_OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -168,8 +169,7 @@ class SSLOnlineEvaluator(Callback):
         self.z_dim, self.num_classes = int(z_dim), int(num_classes)
         # A fixed seed in a forked RNG: identical probes on every rank, and the
         # global RNG stream (hence the encoder's run) is untouched.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_cpu_rng(self.seed):
             self.probes = nn.ModuleDict(
                 {
                     kind: probe_head(

@@ -9,7 +9,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from sslkit.checkpoints import run_info
-from sslkit.export import backbone_state_dict, encoder_metadata, export_checkpoint, export_encoder
+from sslkit.export import (
+    backbone_state_dict,
+    encoder_metadata,
+    export_checkpoint,
+    export_encoder,
+)
 from sslkit.plot import plot_probe_curves
 
 

@@ -8,9 +8,15 @@ from typing import Optional
 
 from sslkit.commands.common import Split, datamodule, device, new_parser, split
 from sslkit.data.transforms import augmented_view
-from sslkit.evaluation import LinearEvalResult, embed, finetune_eval, linear_eval
-from sslkit.export import load_encoder
 from sslkit.errors import InvalidInputError
+from sslkit.evaluation import (
+    LinearEvalResult,
+    embed,
+    finetune_eval,
+    labelled,
+    linear_eval,
+)
+from sslkit.export import load_encoder
 from sslkit.io import atomic_write
 
 
@@ -28,15 +34,15 @@ def main(argv: list[str]) -> None:
     parser = new_parser(
         "sslkit linear-eval",
         "Offline linear evaluation: features of clean train/test images from the frozen encoder, then a "
-        "logistic regression (L-BFGS, L2 penalty chosen on 20% of the training split). With --finetune, "
-        "trains the whole encoder plus a linear head instead.",
+        "logistic regression (L-BFGS, L2 penalty chosen on 20% of the training split). With --finetune true, "
+        "trains the whole encoder plus a linear head instead. Unlabelled images (label -1) are left out.",
     )
     parser.add_argument("source", type=str, help="Run folder, .ckpt file, or export folder.")
     parser.add_argument("--train_split", type=Split, default="train")
     parser.add_argument("--test_split", type=Split, default="test")
     parser.add_argument("--labels_per_class", type=Optional[int], default=None,
                         help="Linear eval with only this many labelled training images per class.")
-    parser.add_argument("--finetune", type=bool, default=False, help="Fine-tune encoder + head instead.")
+    parser.add_argument("--finetune", type=bool, default=False, help="true: fine-tune encoder + head instead (--finetune true).")
     parser.add_argument("--epochs", type=int, default=10, help="Fine-tuning epochs.")
     parser.add_argument("--lr", type=float, default=1e-3, help="Fine-tuning AdamW learning rate.")
     parser.add_argument("--batch_size", type=int, default=256)
@@ -49,7 +55,7 @@ def main(argv: list[str]) -> None:
     encoder, transform = load_encoder(cfg.source)
     meta = encoder.sslkit_metadata
     dm = datamodule(cfg.data, meta.get("data"))
-    train, test = split(dm, cfg.train_split), split(dm, cfg.test_split)
+    train, test = labelled(split(dm, cfg.train_split)), labelled(split(dm, cfg.test_split))
     dev = device(cfg.device)
     num_classes = int(getattr(dm, "num_classes", 0) or meta.get("num_classes") or 0) or None
     if cfg.finetune:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from sslkit.commands.common import MapMethod, Split, datamodule, device, new_parser, split
+from sslkit.commands.common import (
+    MapMethod,
+    Split,
+    datamodule,
+    device,
+    new_parser,
+    split,
+)
 from sslkit.evaluation import embed
 from sslkit.export import load_encoder
 from sslkit.plot import plot_embedding_map, plot_probe_curves
@@ -16,7 +23,7 @@ def main(argv: list[str]) -> None:
     parser = new_parser(
         "sslkit plot",
         "probe_accuracy.png (linear, MLP and kNN accuracy per epoch, from metrics.csv) and "
-        "embeddings_<method>.png (UMAP if umap-learn is installed, else t-SNE) of a run.",
+        "embeddings.png (UMAP if umap-learn is installed, else t-SNE) of a run.",
     )
     parser.add_argument("source", type=str, help="Run folder (or export folder / .ckpt for the map only).")
     parser.add_argument("--out", type=Optional[str], default=None, help="Folder for the PNGs (default: the run folder).")

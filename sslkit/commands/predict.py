@@ -12,13 +12,21 @@ from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
 
 from sslkit.checkpoints import method_from_checkpoint
-from sslkit.commands.common import Split, datamodule, new_parser, split
+from sslkit.commands.common import Split, datamodule, device, new_parser, split
 from sslkit.data.datasets import TransformedDataset, sample_paths
 from sslkit.data.transforms import eval_transform
 from sslkit.errors import InvalidInputError
 from sslkit.io import PathLike, atomic_write
 
 FORMATS = (".npy", ".npz", ".pt")
+
+
+def check_format(out: PathLike) -> Path:
+    """``out`` as a Path, with a clear error unless it ends in .npy, .npz or .pt."""
+    path = Path(out)
+    if path.suffix not in FORMATS:
+        raise InvalidInputError(f"--out must end in {', '.join(FORMATS)}, got '{path.name}'.")
+    return path
 
 
 def save_predictions(out: PathLike, embeddings: torch.Tensor, labels: torch.Tensor, paths: list[str] | None) -> list[Path]:
@@ -31,9 +39,7 @@ def save_predictions(out: PathLike, embeddings: torch.Tensor, labels: torch.Tens
 
     Each file is written atomically.
     """
-    out = Path(out)
-    if out.suffix not in FORMATS:
-        raise InvalidInputError(f"--out must end in {', '.join(FORMATS)}, got '{out.name}'.")
+    out = check_format(out)
     emb, lab = embeddings.float().numpy(), labels.long().numpy()
     written: list[Path] = []
 
@@ -66,19 +72,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=str, required=True, help="Output file: .npy, .npz or .pt.")
     parser.add_argument("--split", type=Split, default="test")
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--accelerator", type=str, default="auto")
+    parser.add_argument("--device", type=str, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     cfg = parser.instantiate_classes(parser.parse_args(argv))
-    if Path(cfg.out).suffix not in FORMATS:
-        raise InvalidInputError(f"--out must end in {', '.join(FORMATS)}, got '{Path(cfg.out).name}'.")
+    check_format(cfg.out)  # before any work
 
     module, info = method_from_checkpoint(cfg.source)
     dm = datamodule(cfg.data, info.get("data"))
     raw = split(dm, cfg.split)
+    if len(raw) == 0:  # type: ignore[arg-type]
+        raise InvalidInputError(f"The {cfg.split} split of {type(dm).__name__} is empty; choose another --split.")
     size = info.get("image_size") or dm.image_size
     data = TransformedDataset(raw, eval_transform(size, info.get("mean") or dm.mean, info.get("std") or dm.std))
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=False)
-    trainer = Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False)
+    dev = device(cfg.device)
+    trainer = Trainer(accelerator=dev.type, devices=[dev.index or 0] if dev.type == "cuda" else 1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     outputs = trainer.predict(module, dataloaders=loader)
     embeddings = torch.cat([o["embeddings"].float().cpu() for o in outputs])
     labels = torch.cat([torch.as_tensor(o["labels"]).long().cpu() for o in outputs])

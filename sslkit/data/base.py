@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from sslkit.data.batched_views import BatchedMultiView, make_batched_views
 from sslkit.data.datasets import ImageTensorDataset, TransformedDataset
 from sslkit.data.keyed import (
+    BatchedViewsCollate,
     EpochKeyedSampler,
     KeyedDataset,
     RawTrainBatch,
@@ -45,9 +46,9 @@ class SSLDataModule(LightningDataModule):
 
     Args:
         batch_size: per-device batch size; None for the dataset's ``default_batch_size``.
-        num_workers: loader worker processes; None: 0 when the views are batched (the
-            loader only indexes an in-memory tensor, and workers cost more than they
-            save), else ``min(4, CPU count)``.
+        num_workers: loader worker processes. None: for batched views, 1 when training on
+            the CPU (that worker makes the batches' views while the main process trains)
+            and 0 on GPUs (the views are made on the device); else ``min(4, CPU count)``.
         views: ``simclr``, ``byol`` or None (the method's own recipe).
         image_size: side ``S`` of the square images given to the encoder; None for the
             dataset's ``default_image_size``.
@@ -124,10 +125,18 @@ class SSLDataModule(LightningDataModule):
         return getattr(module, "view_recipe", "simclr")
 
     def uses_batched_views(self) -> bool:
-        """Whether training views are made per batch on the device (see ``batched_views``)."""
-        if self.batched_views is not None:
-            return self.batched_views
-        return isinstance(self.splits[0], ImageTensorDataset)
+        """Whether training views are made per batch (see ``batched_views``)."""
+        in_memory = isinstance(self.splits[0], ImageTensorDataset)
+        if self.batched_views and not in_memory:
+            raise InvalidInputError(
+                f"batched_views=True needs an in-memory uint8 training set (ImageTensorDataset); "
+                f"{type(self).__name__} reads {type(self.splits[0]).__name__}. Leave batched_views unset."
+            )
+        return in_memory if self.batched_views is None else self.batched_views
+
+    def _training_on_cpu(self) -> bool:
+        device = getattr(getattr(self.trainer, "strategy", None), "root_device", None)
+        return device is None or device.type == "cpu"
 
     def train_seed(self) -> int:
         """``seed``, else the seed of ``seed_everything``, else 0."""
@@ -138,16 +147,21 @@ class SSLDataModule(LightningDataModule):
         :class:`~sslkit.data.keyed.RawTrainBatch` of uint8 images when the views are batched
         (the Trainer then calls :meth:`on_after_batch_transfer`, which makes the views)."""
         train = self.splits[0]
-        if self.batch_size > len(train):  # type: ignore[arg-type]
+        per_rank = len(train) // world_size()  # type: ignore[arg-type]
+        if self.batch_size > per_rank:
+            on = f" per device ({world_size()} devices)" if world_size() > 1 else ""
             raise InvalidInputError(
-                f"batch_size {self.batch_size} is larger than the training set ({len(train)} images), "  # type: ignore[arg-type]
+                f"batch_size {self.batch_size} is larger than the training set ({per_rank} images{on}), "
                 "so no full batch can be formed. Lower --data.batch_size."
             )
         recipe, seed = self.resolved_views(), self.train_seed()
         sampler = EpochKeyedSampler(train, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed)
         if self.uses_batched_views():
             self._batched = make_batched_views(recipe, self.image_size, self.mean, self.std, **self.view_overrides)
-            dataset, collate = KeyedDataset(train, seed), collate_raw
+            # CPU training with workers: a worker makes each batch's views; else the training device does.
+            in_worker = self._training_on_cpu() and self.resolved_num_workers() > 0
+            collate = BatchedViewsCollate(self._batched) if in_worker else collate_raw
+            dataset = KeyedDataset(train, seed)
         else:
             self._batched = None
             transform = make_views(recipe, self.image_size, self.mean, self.std, **self.view_overrides)
@@ -158,14 +172,14 @@ class SSLDataModule(LightningDataModule):
     def make_views_of(self, batch: RawTrainBatch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``([view_1, view_2], labels)`` of a raw batch, on the batch's device.
 
-        The augmentations draw from a generator seeded with the batch's key, so the
-        views depend only on (seed, epoch, samples).
+        The random parameters come from a CPU generator seeded with the batch's key, so
+        the views depend only on (seed, epoch, samples), not on the device or the workers.
         """
         if self._batched is None:
             self._batched = make_batched_views(
                 self.resolved_views(), self.image_size, self.mean, self.std, **self.view_overrides
             )
-        generator = torch.Generator(device=batch.images.device).manual_seed(batch.key)
+        generator = torch.Generator().manual_seed(batch.key)
         return self._batched(batch.images, generator), batch.labels
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -176,6 +190,14 @@ class SSLDataModule(LightningDataModule):
         if trainer is not None:  # e.g. bf16-true: the same cast Lightning gives float inputs
             views = trainer.precision_plugin.convert_input(views)
         return views, labels
+
+    def state_dict(self) -> dict[str, Any]:
+        """The resolved data seed, so a resumed run shuffles and augments as the original did."""
+        return {"seed": self.train_seed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "seed" in state_dict:
+            self.seed = int(state_dict["seed"])
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader(self.splits[1])
@@ -202,7 +224,9 @@ class SSLDataModule(LightningDataModule):
         """``num_workers``, or its default (see the class docstring)."""
         if self.num_workers is not None:
             return self.num_workers
-        return 0 if self.uses_batched_views() else min(4, os.cpu_count() or 1)
+        if not self.uses_batched_views():
+            return min(4, os.cpu_count() or 1)
+        return 1 if self._training_on_cpu() else 0
 
     def _loader(
         self,

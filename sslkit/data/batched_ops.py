@@ -52,9 +52,10 @@ def crop_resize_flip(images: Tensor, top: Tensor, left: Tensor, height: Tensor, 
     """
     dev = images.device
     x = images.to(torch.float32)
-    wy = resample_matrix(top, height, images.shape[-2], size, dev)
-    wx = resample_matrix(left, width, images.shape[-1], size, dev)
-    wx = torch.where(flip.to(dev).view(-1, 1, 1), wx.flip(1), wx)
+    # Built in float64 on the CPU (MPS has no float64), used in float32 on the images' device.
+    wy = resample_matrix(top, height, images.shape[-2], size).to(dev)
+    wx = resample_matrix(left, width, images.shape[-1], size)
+    wx = torch.where(flip.cpu().view(-1, 1, 1), wx.flip(1), wx).to(dev)
     n, c, h, w = x.shape
     # horizontal pass as one (n) batch of (c*h, w) @ (w, size), then vertical pass per (sample, channel)
     out = torch.bmm(x.reshape(n, c * h, w), wx.transpose(1, 2)).view(n, c, h, size)

@@ -66,7 +66,9 @@ SOLARIZE_THRESHOLD = 128.0
 _MAX_TRIES = 10
 
 
-def _factor_range(value: Any, center: float, bound: tuple[float, float], clip_first_on_zero: bool):
+def _factor_range(
+    value: Any, center: float, bound: tuple[float, float], clip_first_on_zero: bool
+) -> tuple[float, float] | None:
     """ColorJitter's range rule: number v -> [max(0, c - v), c + v]; pair -> as is; no-op -> None."""
     if isinstance(value, (int, float)):
         if value < 0:
@@ -171,7 +173,9 @@ class BatchedView:
                 f"solarize_prob={self.solarize_prob}, emulate_uint8={self.emulate_uint8})")
 
     # ------------------------------------------------------------------ parameters
-    def sample_crop(self, n: int, height: int, width: int, generator: torch.Generator | None = None):
+    def sample_crop(
+        self, n: int, height: int, width: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """RandomResizedCrop boxes for ``n`` samples: (top, left, h, w) int64 CPU tensors.
 
         Same law as torchvision: up to 10 tries of area ~ U(scale) * H * W and
@@ -231,7 +235,7 @@ class BatchedView:
             # torchvision applies a random op iff torch.rand(1) < p.
             return torch.rand(n, device=dev, generator=generator).cpu() < p
 
-        def uniform(rng) -> Tensor:
+        def uniform(rng: tuple[float, float] | None) -> Tensor:
             a, b = rng if rng is not None else (0.0, 0.0)
             return torch.empty(n, device=dev).uniform_(a, b, generator=generator).cpu()
 

@@ -41,6 +41,15 @@ def open_image_folder(root: str, flag: str, skip_unreadable: bool = False) -> Da
             f"root/<class>/<image>.jpg (one subfolder per class; one folder named e.g. 'all' if you "
             f"have no labels) and pass it with {flag}."
         ) from None
+    if skip_unreadable:
+        bad = set(unreadable([path for path, _ in dataset.samples]))
+        if bad:
+            dataset.samples = [s for s in dataset.samples if s[0] not in bad]
+            dataset.imgs = dataset.samples
+            dataset.targets = [label for _, label in dataset.samples]
+            rank_zero_warn(f"'{root}': skipped {len(bad)} unreadable image(s): {sorted(bad)[:5]}.")
+        if not dataset.samples:
+            raise InvalidInputError(f"Image folder '{root}' has no readable image.")
     counts = Counter(label for _, label in dataset.samples)
     empty = [c for i, c in enumerate(dataset.classes) if counts[i] == 0]
     if len(empty) == len(dataset.classes):
@@ -58,15 +67,6 @@ def open_image_folder(root: str, flag: str, skip_unreadable: bool = False) -> Da
     ]
     if others:
         rank_zero_warn(f"'{root}': ignored {len(others)} file(s) without an image extension, e.g. {others[:3]}.")
-    if skip_unreadable:
-        bad = set(unreadable([path for path, _ in dataset.samples]))
-        if bad:
-            dataset.samples = [s for s in dataset.samples if s[0] not in bad]
-            dataset.imgs = dataset.samples
-            dataset.targets = [label for _, label in dataset.samples]
-            rank_zero_warn(f"'{root}': skipped {len(bad)} unreadable image(s): {sorted(bad)[:5]}.")
-        if not dataset.samples:
-            raise InvalidInputError(f"Image folder '{root}' has no readable image.")
     return dataset
 
 

@@ -12,7 +12,8 @@ Two pipelines use it:
   transform under a forked RNG seeded with the sample's key;
 - batched (in-memory uint8 tensors): :class:`KeyedDataset` returns the raw image
   and the key; :func:`collate_raw` makes a :class:`RawTrainBatch`, whose views are
-  made on the device (:meth:`sslkit.data.SSLDataModule.make_views_of`).
+  made on the device (:meth:`sslkit.data.SSLDataModule.make_views_of`), or
+  :class:`BatchedViewsCollate` makes them in a loader worker (CPU training).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional
 
 import torch
 from torch.utils.data import Dataset, DistributedSampler
+
+from sslkit.rng import seeded_cpu_rng
 
 _MASK = (1 << 63) - 1
 
@@ -76,14 +79,14 @@ class KeyedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[Any, ...]:
-        epoch, index = item
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[Any, ...]:
+        # A plain index comes from samplers Lightning substitutes (e.g. overfit_batches): epoch 0.
+        epoch, index = item if isinstance(item, tuple) else (0, int(item))
         image, label = self.base[index]
         key = sample_key(self.seed, epoch, index)
         if self.transform is None:
             return image, label, key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(key)
+        with seeded_cpu_rng(key):
             return self.transform(image), label
 
 
@@ -92,3 +95,18 @@ def collate_raw(items: list[tuple[torch.Tensor, int, int]]) -> RawTrainBatch:
     images = torch.stack([item[0] for item in items])
     labels = torch.as_tensor([int(item[1]) for item in items], dtype=torch.long)
     return RawTrainBatch(images, labels, int(items[0][2]))
+
+
+class BatchedViewsCollate:
+    """Collate that makes the batch's views in the loader worker: items -> ``([view_1, ...], labels)``.
+
+    The same views as on the device (:meth:`sslkit.data.SSLDataModule.make_views_of`) for
+    the same key, computed on the CPU while the main process trains (CPU training).
+    """
+
+    def __init__(self, views: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]]) -> None:
+        self.views = views
+
+    def __call__(self, items: list[tuple[torch.Tensor, int, int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        raw = collate_raw(items)
+        return self.views(raw.images, torch.Generator().manual_seed(raw.key)), raw.labels

@@ -9,6 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from sslkit.data.datasets import TransformedDataset
+from sslkit.errors import InvalidInputError
 
 
 @torch.no_grad()
@@ -33,6 +34,8 @@ def embed(
     >>> f.shape, y.tolist()
     (torch.Size([5, 64]), [0, 1, 2, 3, 4])
     """
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise InvalidInputError("embed: the dataset is empty; check the split (--split) and the data folder.")
     if device is None:
         device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
     data = TransformedDataset(dataset, transform) if transform is not None else dataset
@@ -47,3 +50,23 @@ def embed(
     finally:
         encoder.train(was_training)
     return torch.cat(features), torch.cat(labels)
+
+
+def labelled(dataset: Dataset) -> Dataset:
+    """The items of ``dataset`` whose label is >= 0 (e.g. STL-10's train+unlabeled split).
+
+    Datasets with a ``labels`` tensor (sslkit's in-memory ones) are filtered without
+    reading images; others are returned as they are.
+
+    Raises:
+        ValueError: no labelled item is left.
+    """
+    from torch.utils.data import Subset
+
+    labels = getattr(dataset, "labels", None)
+    if not isinstance(labels, torch.Tensor) or bool((labels >= 0).all()):
+        return dataset
+    keep = torch.nonzero(labels >= 0).flatten().tolist()
+    if not keep:
+        raise InvalidInputError("This split has no labelled images (all labels are -1); choose another split.")
+    return Subset(dataset, keep)

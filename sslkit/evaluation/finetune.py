@@ -12,17 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from sslkit.data.datasets import TransformedDataset
+from sslkit.evaluation.embed import embed
 from sslkit.evaluation.linear import LinearEvalResult, topk_accuracy
-
-
-def _logits(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    model.eval()
-    outs, ys = [], []
-    with torch.no_grad():
-        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            outs.append(model(x.to(device)).float().cpu())
-            ys.append(torch.as_tensor(y).long())
-    return torch.cat(outs), torch.cat(ys)
+from sslkit.rng import seeded_cpu_rng
 
 
 def finetune_eval(
@@ -51,8 +43,7 @@ def finetune_eval(
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     backbone = copy.deepcopy(encoder).to(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_cpu_rng(seed):
         head = nn.Linear(int(backbone.num_features), num_classes).to(device)
     model = nn.Sequential(backbone, nn.Flatten(1), head)
     loader = DataLoader(
@@ -61,8 +52,7 @@ def finetune_eval(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total = max(1, epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the augmentations draw from the global RNG
+    with seeded_cpu_rng(seed):  # the augmentations draw from the global CPU RNG
         for _ in range(epochs):
             model.train()
             for x, y in loader:
@@ -71,8 +61,8 @@ def finetune_eval(
                 loss.backward()
                 opt.step()
                 sched.step()
-    test_logits, test_labels = _logits(model, TransformedDataset(test, test_transform), batch_size, device)
-    train_logits, train_labels = _logits(model, TransformedDataset(train, test_transform), batch_size, device)
+    test_logits, test_labels = embed(model, test, test_transform, batch_size, device)
+    train_logits, train_labels = embed(model, train, test_transform, batch_size, device)
     return LinearEvalResult(
         top1=topk_accuracy(test_logits, test_labels, 1),
         top5=topk_accuracy(test_logits, test_labels, 5) if num_classes > 5 else None,

@@ -3,7 +3,7 @@
 Features are standardised with the training set's statistics, the L2 penalty
 is chosen on a held-out part of the training set from a small grid, and the
 classifier is then refitted on the whole training set with L-BFGS (full
-batch, to convergence), as in the transfer protocol of the SimCLR paper.
+batch, up to 200 iterations), as in the transfer protocol of the SimCLR paper.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def _check(features: torch.Tensor, labels: torch.Tensor, num_classes: int, what:
             f"{what}: labels must be in [0, {num_classes - 1}], found {int(labels.min())}..{int(labels.max())}. "
             "Unlabelled samples (-1) cannot be used for linear evaluation."
         )
+    if features.shape[0] < 2:
+        raise InvalidInputError(f"{what}: needs at least 2 samples, got {features.shape[0]}.")
     if not torch.isfinite(features).all():
         raise InvalidInputError(f"{what}: the features contain NaN or Inf; the encoder's weights are broken.")
 
@@ -68,7 +70,7 @@ def fit_linear_classifier(
     """
     _check(features, labels, num_classes, "fit_linear_classifier")
     x = features.double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
     z = (x - mean) / std
     w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)

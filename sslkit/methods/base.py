@@ -147,12 +147,23 @@ class SSLMethod(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Method, data and preprocessing, so exports and `sslkit predict` need only the file.
         checkpoint[CKPT_KEY] = run_info(self)
+        # sslkit's data randomness is keyed (sslkit.data.keyed); this is for modules that draw
+        # from the global RNG while training (dropout, drop-path).
+        checkpoint[CKPT_KEY]["rng"] = {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before the weights are loaded: name the mismatch instead of a wall of missing keys.
         problem = resume_mismatch(checkpoint, type(self), dict(self.hparams))
         if problem:
             raise InvalidInputError(problem)
+        rng = (checkpoint.get(CKPT_KEY) or {}).get("rng")
+        if rng:
+            torch.set_rng_state(rng["cpu"])
+            if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
 
     # -- helpers -------------------------------------------------------------------------
     def _check_batch_layout(self) -> None:
@@ -220,7 +231,9 @@ class SSLMethod(LightningModule):
             f"The loss is {value} at global step {trainer.global_step} (epoch {trainer.current_epoch}); "
             "training stopped before the optimizer step, so the weights and the last checkpoint "
             f"({last}) are unchanged. Likely causes: " + "; ".join(c for c in causes if c)
-            + ". Fix the setting and resume with --ckpt_path last (or pass nan_guard=False to train on)."
+            + ". Change the setting in a new run (a resumed run keeps the checkpoint's settings and "
+            "optimizer state), resume with --ckpt_path last if the cause was a one-off, or pass "
+            "--model.nan_guard false to train on regardless."
         )
 
     def _eval_features(self, batch: Any) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+
+from sslkit.data.keyed import RawTrainBatch
 from sslkit.errors import InvalidInputError
 
 Views = list[torch.Tensor]
@@ -52,6 +54,12 @@ def split_train_batch(batch: Any, num_views: int) -> tuple[Views, Optional[torch
         "whose transform is sslkit.data.MultiViewTransform."
     )
     labels: Optional[torch.Tensor] = None
+    if isinstance(batch, RawTrainBatch):
+        raise InvalidInputError(
+            "This training batch holds raw uint8 images: sslkit's datamodules make the views in their "
+            "on_after_batch_transfer hook, which runs only when the datamodule is given to the Trainer. "
+            "Call trainer.fit(model, datamodule=dm), or build the datamodule with batched_views=False."
+        )
     if isinstance(batch, (list, tuple)) and len(batch) == 2 and isinstance(batch[0], (list, tuple)):
         views, labels = list(batch[0]), batch[1]
     elif isinstance(batch, (list, tuple)) and all(isinstance(v, torch.Tensor) and v.ndim == 4 for v in batch):

@@ -8,13 +8,13 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from sslkit.errors import InvalidInputError
 from sslkit.heads import mlp
 from sslkit.losses import NegativeCosineLoss
 from sslkit.methods.base import SSLMethod
 from sslkit.methods.batches import Views
 from sslkit.methods.ema import ema_update_
 from sslkit.optim import cosine_momentum
-from sslkit.errors import InvalidInputError
 
 
 class BYOL(SSLMethod):

@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch.optim import Optimizer
+
 from sslkit.errors import InvalidInputError
 
 

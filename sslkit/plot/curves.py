@@ -7,8 +7,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from sslkit.io import PathLike, atomic_write
 from sslkit.errors import InvalidInputError
+from sslkit.io import PathLike, atomic_write
 
 _PROBE_KEY = re.compile(r"^online/(?P<probe>[^/]+)/val_acc$|^online_(?P<monitor>knn)_acc$")
 
@@ -37,15 +37,13 @@ def plot_probe_curves(metrics_csv: PathLike, out_png: PathLike, title: str = "On
     Raises ``ValueError`` when the CSV has no probe accuracy (e.g. a run
     without :class:`~sslkit.callbacks.SSLOnlineEvaluator`).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (e.g. a notebook's) is untouched
 
     curves = read_probe_curves(metrics_csv)
     if not curves:
         raise InvalidInputError(f"'{metrics_csv}' has no online/<probe>/val_acc column to plot.")
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
     for probe, points in sorted(curves.items()):
         epochs, accs = zip(*points)
         ax.plot(epochs, accs, marker="o", markersize=3, label=f"{probe} (last {accs[-1]:.3f})")
@@ -55,7 +53,4 @@ def plot_probe_curves(metrics_csv: PathLike, out_png: PathLike, title: str = "On
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    try:
-        return atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    return atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"))

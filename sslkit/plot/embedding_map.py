@@ -74,10 +74,7 @@ def plot_embedding_map(
     >>> out.read_bytes()[:4]
     b'\\x89PNG'
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (e.g. a notebook's) is untouched
 
     x, y = np.asarray(embeddings), np.asarray(labels).astype(np.int64)
     if y.shape != (x.shape[0],):
@@ -86,11 +83,14 @@ def plot_embedding_map(
         keep = np.sort(np.random.default_rng(seed).choice(x.shape[0], max_points, replace=False))
         x, y = x[keep], y[keep]
     coords, used = embedding_map_2d(x, method, seed)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    fig = Figure(figsize=(6.5, 5.5), dpi=100)
+    ax = fig.subplots()
     if (y < 0).any():
         ax.scatter(*coords[y < 0].T, s=4, c="lightgrey", label="unlabelled")
     classes = np.unique(y[y >= 0])
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, c in enumerate(classes):
         name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
         ax.scatter(*coords[y == c].T, s=5, color=cmap(i % cmap.N), label=name)
@@ -100,7 +100,4 @@ def plot_embedding_map(
     if len(classes) <= 20:
         ax.legend(markerscale=3, fontsize=7, loc="best", ncol=2)
     fig.tight_layout()
-    try:
-        return atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    return atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png"))
