@@ -384,7 +384,8 @@ def run_one(args: argparse.Namespace, system: str, seed: int) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     # On 2 shared cores, 2 intra-op threads spin against the loader workers and other jobs: a tiny
     # Adam step on a 256x10 probe measured 50-56 ms at 2 threads under load vs 0.3 ms at 1 thread.
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:  # 0: torch's default, what a user of each system gets
+        torch.set_num_threads(args.threads)
     pl.seed_everything(seed, verbose=False)
     peer = {} if system == "sslkit" else (import_bolts() if system == "bolts" else import_lightly())
     dm = make_datamodule(args.data, args.batch_size, args.subset, args.val_subset)
@@ -557,7 +558,8 @@ def main() -> None:
     p.add_argument("--loaders", choices=("common", "native"), default="common",
                    help="out-of-the-box peers: sslkit's loader settings, or each peer's own defaults")
     p.add_argument("--glyphs", type=Path, default=GLYPHS, help="path of glyphs_kt.npz")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads per run (see run_one)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads per run (see run_one); 0: torch's default (out-of-the-box)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "compare_peers",
                    help="writes OUT.json and OUT.md")
     p.add_argument("--one", help=argparse.SUPPRESS)
