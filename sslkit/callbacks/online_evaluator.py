@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from sslkit.callbacks.cpu_threads import single_cpu_thread
 from sslkit.callbacks.features import encode, shard, step_features
 from sslkit.dist import all_reduce_mean_
 from sslkit.errors import InvalidInputError
@@ -266,8 +267,8 @@ class SSLOnlineEvaluator(Callback):
             return
         features, labels = prepared
         n = len(labels)
-        # The probes train in float32 under any precision plugin.
-        with torch.autocast(device_type=features.device.type, enabled=False):
+        # The probes train in float32 under any precision plugin, on one thread on the CPU.
+        with torch.autocast(device_type=features.device.type, enabled=False), single_cpu_thread(features.device):
             norm = self.probes["norm"].train()
             if n > 1:  # BatchNorm needs two samples; the collectives below run on every rank regardless
                 with torch.no_grad():
