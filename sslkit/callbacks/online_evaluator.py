@@ -17,6 +17,7 @@ from sslkit.callbacks.features import encode, shard, step_features
 from sslkit.dist import all_reduce_mean_
 from sslkit.errors import InvalidInputError
 from sslkit.heads import probe_head
+from sslkit.optim import skip_accelerator_probe
 from sslkit.rng import seeded_cpu_rng
 
 PROBE_KINDS = ("linear", "mlp")
@@ -126,6 +127,7 @@ class SSLOnlineEvaluator(Callback):
         self.probes: Optional[nn.ModuleDict] = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self._metrics: dict[str, Metric] = {}
+        self._train_totals: dict[str, torch.Tensor] = {}
         self._pending_state: Optional[dict[str, Any]] = None
         self._train_iter: Optional[Iterator[Any]] = None
 
@@ -190,9 +192,13 @@ class SSLOnlineEvaluator(Callback):
             f"{kind}/{split}_{what}": self._make_metric(what).to(pl_module.device)
             for kind in self.probe_kinds
             for split in SPLITS
+            if split != "train"
             for what in ("acc", "top5", "loss")
-            if what != "top5" or (self.num_classes >= 5 and split != "train")
+            if what != "top5" or self.num_classes >= 5
         }
+        # Training split: (correct, loss sum, count) per probe, one tensor add per step (cheaper than
+        # a torchmetrics update: 0.6 ms of the evaluator's ~3 ms step on the small CNN).
+        self._train_totals = {kind: torch.zeros(3, device=pl_module.device) for kind in self.probe_kinds}
 
     def _make_optimizer(self, probe: nn.Module) -> torch.optim.Optimizer:
         params = probe.parameters()
@@ -201,9 +207,10 @@ class SSLOnlineEvaluator(Callback):
         cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
         params = list(params)
         try:  # the fused kernel is the cheapest step (CUDA; CPU since torch 2.4)
-            return cls(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
+            opt = cls(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
         except RuntimeError:
-            return cls(params, lr=self.lr, weight_decay=self.weight_decay)
+            opt = cls(params, lr=self.lr, weight_decay=self.weight_decay)
+        return skip_accelerator_probe(opt)
 
     def _make_metric(self, what: str) -> Metric:
         if what == "loss":
@@ -269,21 +276,23 @@ class SSLOnlineEvaluator(Callback):
         n = len(labels)
         # The probes train in float32 under any precision plugin, on one thread on the CPU.
         with torch.autocast(device_type=features.device.type, enabled=False), single_cpu_thread(features.device):
-            norm = self.probes["norm"].train()
+            norm = _train_mode(self.probes["norm"])
             if n > 1:  # BatchNorm needs two samples; the collectives below run on every rank regardless
                 with torch.no_grad():
                     features = norm(features)
             all_reduce_mean_(norm.buffers())
             for kind in self.probe_kinds:
-                probe = self.probes[kind].train()
+                probe = _train_mode(self.probes[kind])
                 opt = self.optimizers[kind]
-                opt.zero_grad(set_to_none=True)
+                for p in probe.parameters():  # = opt.zero_grad(set_to_none=True), without its 0.25 ms overhead
+                    p.grad = None
                 if n > 1:
                     with torch.enable_grad():
                         logits = probe(features)
                         loss = F.cross_entropy(logits, labels)
                     loss.backward()
-                    self._update(kind, "train", logits.detach(), labels, loss.detach())
+                    correct = (logits.detach().argmax(1) == labels).sum().float()
+                    self._train_totals[kind] += torch.stack([correct, loss.detach() * n, torch.ones_like(correct) * n])
                 for p in probe.parameters():
                     if p.grad is None:
                         p.grad = torch.zeros_like(p)
@@ -343,15 +352,29 @@ class SSLOnlineEvaluator(Callback):
         self._log_split(pl_module, "test")
 
     def _log_split(self, pl_module: LightningModule, split: str) -> None:
+        if split == "train":
+            self._log_train(pl_module)
+            return
         for key, metric in self._metrics.items():
             kind, what = key.split("/")
             if not what.startswith(split + "_") or not metric.update_count:
                 continue
             value = metric.compute()  # synced over ranks by torchmetrics
             metric.reset()
-            pl_module.log(f"{self.prefix}/{key}", value, on_step=False, on_epoch=True)
-            if kind == self.primary and not self.name and not what.endswith("_top5"):
-                pl_module.log(f"online_{what}", value, on_step=False, on_epoch=True, prog_bar=(what == "val_acc"))
+            self._log(pl_module, kind, what, value)
+
+    def _log_train(self, pl_module: LightningModule) -> None:
+        for kind, totals in self._train_totals.items():
+            all_reduce_mean_([totals])  # every rank, every epoch; the ratios below are sums over ranks
+            if totals[2] > 0:
+                self._log(pl_module, kind, "train_acc", totals[0] / totals[2])
+                self._log(pl_module, kind, "train_loss", totals[1] / totals[2])
+            totals.zero_()
+
+    def _log(self, pl_module: LightningModule, kind: str, what: str, value: torch.Tensor) -> None:
+        pl_module.log(f"{self.prefix}/{kind}/{what}", value, on_step=False, on_epoch=True)
+        if kind == self.primary and not self.name and not what.endswith("_top5"):
+            pl_module.log(f"online_{what}", value, on_step=False, on_epoch=True, prog_bar=(what == "val_acc"))
 
     # -- checkpointing -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -399,3 +422,8 @@ class SSLOnlineEvaluator(Callback):
             ) from None
         for kind in saved & set(self.probe_kinds):
             self.optimizers[kind].load_state_dict(state["optimizers"][kind])
+
+
+def _train_mode(module: nn.Module) -> nn.Module:
+    """``module.train()`` only when needed: the call walks every submodule, each step."""
+    return module if module.training else module.train()

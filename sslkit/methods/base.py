@@ -17,7 +17,7 @@ from sslkit.checkpoints import CKPT_KEY, resume_mismatch, run_info
 from sslkit.dist import is_distributed
 from sslkit.errors import InvalidInputError, NonFiniteLossError
 from sslkit.methods.batches import Views, split_eval_batch, split_train_batch
-from sslkit.optim import LARS, decay_param_groups, warmup_cosine
+from sslkit.optim import LARS, decay_param_groups, skip_accelerator_probe, warmup_cosine
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 SYNC_BN_ON_CPU = (
@@ -130,6 +130,7 @@ class SSLMethod(LightningModule):
             opt = torch.optim.Adam(groups, lr=hp.lr)
         else:
             opt = torch.optim.AdamW(groups, lr=hp.lr)
+        skip_accelerator_probe(opt)  # a no-op unless every parameter is on the CPU
         total, warmup = self._schedule_lengths()
         sched = LambdaLR(opt, lambda step: warmup_cosine(step, warmup, total, hp.final_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

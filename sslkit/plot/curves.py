@@ -37,7 +37,9 @@ def plot_probe_curves(metrics_csv: PathLike, out_png: PathLike, title: str = "On
     Raises ``ValueError`` when the CSV has no probe accuracy (e.g. a run
     without :class:`~sslkit.callbacks.SSLOnlineEvaluator`).
     """
-    from matplotlib.figure import Figure  # no pyplot: the caller's backend (e.g. a notebook's) is untouched
+    from matplotlib.figure import (
+        Figure,  # no pyplot: the caller's backend (e.g. a notebook's) is untouched
+    )
 
     curves = read_probe_curves(metrics_csv)
     if not curves:

@@ -74,7 +74,9 @@ def plot_embedding_map(
     >>> out.read_bytes()[:4]
     b'\\x89PNG'
     """
-    from matplotlib.figure import Figure  # no pyplot: the caller's backend (e.g. a notebook's) is untouched
+    from matplotlib.figure import (
+        Figure,  # no pyplot: the caller's backend (e.g. a notebook's) is untouched
+    )
 
     x, y = np.asarray(embeddings), np.asarray(labels).astype(np.int64)
     if y.shape != (x.shape[0],):
