@@ -606,7 +606,7 @@ def main() -> None:
         f"AdamW lr={args.lr} wd={args.weight_decay}, cosine per step, no warm-up, NT-Xent T={TEMPERATURE}, "
         f"head Linear-BN-ReLU-Linear 512/128, threads={args.threads}, rounds={args.rounds}, seeds={args.seeds}, loaders={args.loaders}",
         "", table,
-        *([f"", f"failed runs: {[(f['system'], f['seed']) for f in failures]}"] if failures else []),
+        *(["", f"failed runs: {[(f['system'], f['seed']) for f in failures]}"] if failures else []),
     ])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(md + "\n")

@@ -69,6 +69,11 @@ def encoder_metadata(
     }
 
 
+def _backbone_kwargs(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The recorded backbone kwargs without ``pretrained``: the exported weights replace them (no download)."""
+    return {k: v for k, v in metadata["backbone_kwargs"].items() if k != "pretrained"}
+
+
 def timm_config(metadata: dict[str, Any]) -> Optional[dict[str, Any]]:
     """timm's ``config.json`` for a ``timm:<name>`` backbone (None for other backbones).
 
@@ -81,7 +86,7 @@ def timm_config(metadata: dict[str, Any]) -> Optional[dict[str, Any]]:
     name: str = metadata["backbone"]
     if not name.startswith(TIMM_PREFIX):
         return None
-    model_args = {k: v for k, v in metadata["backbone_kwargs"].items() if k != "pretrained"}
+    model_args = _backbone_kwargs(metadata)
     pretrained_cfg: dict[str, Any] = {"num_classes": 0, "crop_pct": 1.0, "interpolation": "bilinear"}
     for key in ("input_size", "mean", "std"):
         if metadata.get(key) is not None:
@@ -135,7 +140,7 @@ def backbone_state_dict(module_state: dict[str, torch.Tensor], prefix: str = "ba
 def _build_encoder(metadata: dict[str, Any], state_dict: dict[str, torch.Tensor], source: PathLike) -> nn.Module:
     from sslkit.backbones import create_backbone
 
-    kwargs = {k: v for k, v in metadata["backbone_kwargs"].items() if k != "pretrained"}  # never download
+    kwargs = _backbone_kwargs(metadata)
     encoder = create_backbone(metadata["backbone"], **kwargs)
     try:
         encoder.load_state_dict(state_dict)

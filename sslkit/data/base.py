@@ -158,7 +158,7 @@ class SSLDataModule(LightningDataModule):
         recipe, seed = self.resolved_views(), self.train_seed()
         sampler = EpochKeyedSampler(train, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed)
         if self.uses_batched_views():
-            self._batched = make_batched_views(recipe, self.image_size, self.mean, self.std, **self.view_overrides)
+            self._batched = self._make_batched_views()
             # CPU training with workers: a worker makes each batch's views; else the training device does.
             in_worker = self._training_on_cpu() and self.resolved_num_workers() > 0
             collate = BatchedViewsCollate(self._batched) if in_worker else collate_raw
@@ -177,11 +177,12 @@ class SSLDataModule(LightningDataModule):
         the views depend only on (seed, epoch, samples), not on the device or the workers.
         """
         if self._batched is None:
-            self._batched = make_batched_views(
-                self.resolved_views(), self.image_size, self.mean, self.std, **self.view_overrides
-            )
+            self._batched = self._make_batched_views()
         generator = torch.Generator().manual_seed(batch.key)
         return self._batched(batch.images, generator), batch.labels
+
+    def _make_batched_views(self) -> BatchedMultiView:
+        return make_batched_views(self.resolved_views(), self.image_size, self.mean, self.std, **self.view_overrides)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if not isinstance(batch, RawTrainBatch):

@@ -136,10 +136,9 @@ class SSLMethod(LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def setup(self, stage: str) -> None:
-        # Crash-safe checkpoint files on local disks (see sslkit.checkpoint_io).
+        # Crash-safe checkpoint files (see sslkit.checkpoint_io; remote paths keep Lightning's writer).
         strategy = self.trainer.strategy
-        local = "://" not in str(self.trainer.default_root_dir)
-        if local and type(strategy.checkpoint_io) is TorchCheckpointIO:
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
 
     def on_fit_start(self) -> None:
